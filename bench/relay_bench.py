@@ -1,0 +1,212 @@
+"""Relay benchmark: cadent-relay vs carbon-relay.py vs carbon-c-relay.
+
+Each relay runs alone on this machine with two destinations (two counting fake
+sinks), consistent hashing (carbon_ch, instances a and b) and pickle to the sinks
+(carbon-c-relay can only send line protocol, so its sinks count lines). Line input
+comes from bench/loadgen.py in its own process. Measured per run:
+
+* delivered datapoints/s: points received by the sinks / (last arrival − load start)
+* loss: sent − received (after all arrived, or no progress for --stall seconds)
+* CPU seconds of the relay's process tree during the run, and µs of CPU per datapoint
+* peak RSS: sum of each relay process's VmHWM
+
+    python bench/relay_bench.py --names 10000 --points 2000000 [--only cadent]
+
+carbon-relay.py is much slower, so it gets ``--carbon-points`` (default points/10):
+compare rates, not totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR.parent))
+
+from tests.peers import (CadentProcess, CarbonCRelay, CarbonDaemon, FakeCarbonSink,  # noqa: E402
+                         cadent_available, free_port, wait_until, write_carbon_conf)
+
+TARGETS = ("cadent", "carbon-relay", "carbon-c-relay")
+
+
+def _relay_conf(tmp: Path, sinks, *, queue: int, workers: int | None,
+                protocol: str = "pickle") -> Path:
+    relay = {
+        "LINE_RECEIVER_INTERFACE": "127.0.0.1", "LINE_RECEIVER_PORT": free_port(),
+        "PICKLE_RECEIVER_INTERFACE": "127.0.0.1", "PICKLE_RECEIVER_PORT": free_port(),
+        "RELAY_METHOD": "consistent-hashing", "DESTINATION_PROTOCOL": protocol,
+        "DESTINATIONS": [sinks[0].destination("a"), sinks[1].destination("b")],
+        "MAX_QUEUE_SIZE": queue, "CARBON_METRIC_INTERVAL": 0,
+    }
+    if workers is not None:
+        relay["WORKERS"] = workers
+    return write_carbon_conf(tmp, {"relay": relay})
+
+
+def _start_relay(target: str, tmp: Path, sinks, args):
+    if target == "cadent":
+        conf = _relay_conf(tmp, sinks, queue=args.queue, workers=args.workers,
+                           protocol=args.sink_protocol)
+        return CadentProcess(conf, "relay").start()
+    if target == "carbon-relay":
+        conf = _relay_conf(tmp, sinks, queue=args.queue, workers=None,
+                           protocol=args.sink_protocol)
+        return CarbonDaemon(conf, "relay", impl=args.carbon_impl).start()
+    dests = [(s.host, s.port, inst) for s, inst in zip(sinks, ("a", "b"))]
+    return CarbonCRelay(dests, workers=args.workers, queue_size=args.queue, dir=tmp).start()
+
+
+def run_one(target: str, names: int, points: int, args) -> dict:
+    """One bounded run of ``target``; a result row (see module doc)."""
+    sink_proto = "line" if target == "carbon-c-relay" else args.sink_protocol
+    tmp = Path(tempfile.mkdtemp(prefix=f"relay-bench-{target}-"))
+    sinks = [FakeCarbonSink(sink_proto, record=False).start() for _ in range(2)]
+    relay = None
+    try:
+        relay = _start_relay(target, tmp, sinks, args)
+        # hashing relays connect at start; give them a moment (carbon-c-relay connects lazily)
+        wait_until(lambda: all(s.stats()["connections"] for s in sinks), timeout=3)
+        cpu0 = relay.cpu_seconds()
+        gen = subprocess.Popen(
+            [sys.executable, str(BENCH_DIR / "loadgen.py"), "--port", str(relay.line_port),
+             "--names", str(names), "--points", str(points),
+             "--connections", str(args.connections), "--prefix", f"bench{names}"]
+            + (["--rate", str(args.rate)] if args.rate else []),
+            stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + args.timeout
+        last_total, last_change = -1, time.monotonic()
+        total = 0
+        while time.monotonic() < deadline:
+            total = sum(s.count() for s in sinks)
+            now = time.monotonic()
+            if total != last_total:
+                last_total, last_change = total, now
+            if gen.poll() is not None and total >= points:
+                break
+            if gen.poll() is not None and now - last_change > args.stall:
+                break
+            time.sleep(0.1)
+        cpu = relay.cpu_seconds() - cpu0
+        rss = relay.peak_rss()
+        alive = relay.alive
+        if gen.poll() is None:
+            gen.kill()
+        out, _ = gen.communicate(timeout=10)
+        load = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        stats = [s.stats() for s in sinks]
+        received = sum(st["count"] for st in stats)
+        last = max((st["last_time"] or 0) for st in stats)
+        start = load.get("start_time", 0.0)
+        secs = last - start if last and start else float("nan")
+        sent = load.get("sent", 0)
+        return {
+            "target": target, "names": names, "sent": sent, "received": received,
+            "lost": sent - received, "seconds": round(secs, 3),
+            "rate": round(received / secs, 1) if secs and secs > 0 else 0.0,
+            "send_rate": load.get("rate", 0.0),
+            "cpu_s": round(cpu, 2),
+            "cpu_us_per_dp": round(cpu / received * 1e6, 3) if received else float("nan"),
+            "peak_rss_mb": round(rss / 2**20, 1),
+            "split": [st["count"] for st in stats],
+            "sink_proto": sink_proto,
+            "relay_alive": alive,
+        }
+    finally:
+        if relay is not None:
+            relay.stop()
+        for s in sinks:
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = [("target", 15), ("names", 7), ("sent", 9), ("received", 9), ("lost", 8),
+            ("seconds", 8), ("rate", 11), ("cpu_s", 7), ("cpu_us_per_dp", 13),
+            ("peak_rss_mb", 11), ("sink_proto", 10)]
+    print(" ".join(f"{c:>{w}}" for c, w in cols))
+    for r in rows:
+        print(" ".join(f"{r[c]:>{w}}" for c, w in cols))
+    by = {(r["target"], r["names"]): r for r in rows}
+    for names in sorted({r["names"] for r in rows}):
+        cad = by.get(("cadent", names))
+        if not cad:
+            continue
+        for peer in ("carbon-relay", "carbon-c-relay"):
+            p = by.get((peer, names))
+            if p and p["rate"]:
+                cpu = (cad["cpu_us_per_dp"] / p["cpu_us_per_dp"]
+                       if p["cpu_us_per_dp"] else float("nan"))
+                print(f"names={names}: cadent/{peer} rate x{cad['rate'] / p['rate']:.2f}, "
+                      f"CPU per datapoint x{cpu:.2f}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; ``build_parser().parse_args([])`` gives default run options."""
+    ap = argparse.ArgumentParser(description="relay benchmark")
+    ap.add_argument("--names", default="10000,100000",
+                    help="distinct names, comma list (default 10000,100000)")
+    ap.add_argument("--points", type=int, default=2_000_000,
+                    help="datapoints per run for cadent and carbon-c-relay")
+    ap.add_argument("--carbon-points", type=int, default=None,
+                    help="datapoints per run for carbon-relay.py (default points/10)")
+    ap.add_argument("--only", action="append", choices=TARGETS,
+                    help="run only this target (repeatable)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="cadent WORKERS and carbon-c-relay -w (default 1)")
+    ap.add_argument("--queue", type=int, default=1_000_000,
+                    help="MAX_QUEUE_SIZE / carbon-c-relay -q (default 1000000)")
+    ap.add_argument("--connections", type=int, default=4, help="load generator connections")
+    ap.add_argument("--rate", type=float, default=None, help="fixed input rate (dp/s)")
+    ap.add_argument("--stall", type=float, default=10.0,
+                    help="stop waiting after this many seconds without a new datapoint")
+    ap.add_argument("--timeout", type=float, default=120.0, help="hard limit per run (s)")
+    ap.add_argument("--sink-protocol", choices=("pickle", "line"), default="pickle",
+                    help="DESTINATION_PROTOCOL for cadent and carbon-relay (carbon-c-relay: line)")
+    ap.add_argument("--carbon-impl", choices=("pypi", "debian"), default="pypi")
+    ap.add_argument("--json", action="store_true", help="also print rows as JSON lines")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    targets = list(args.only or TARGETS)
+    if "cadent" in targets and not cadent_available("relay"):
+        print("cadent-relay is not available yet: skipping it", file=sys.stderr)
+        targets.remove("cadent")
+    if "carbon-c-relay" in targets and not shutil.which("carbon-c-relay"):
+        print("carbon-c-relay is not installed: skipping it", file=sys.stderr)
+        targets.remove("carbon-c-relay")
+    carbon_points = args.carbon_points or max(1, args.points // 10)
+    rows = []
+    failed = False
+    for names in (int(n) for n in args.names.split(",")):
+        for target in targets:
+            points = carbon_points if target == "carbon-relay" else args.points
+            print(f"running {target} names={names} points={points} ...", file=sys.stderr,
+                  flush=True)
+            try:
+                row = run_one(target, names, points, args)
+            except Exception as exc:        # one broken target must not hide the others
+                print(f"{target} names={names} failed: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            if not row["relay_alive"]:
+                print(f"{target} names={names}: relay died during the run", file=sys.stderr)
+                failed = True
+            rows.append(row)
+            if args.json:
+                print(json.dumps(row), flush=True)
+    print_table(rows)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The graphite HTTP API as a Flask application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from flask import Flask, Response, request
+
+from cadent.api import render as rendering
+from cadent.api.carbonlink import CarbonLinkPool
+from cadent.api.finders.whisper import WhisperFinder, walk_leaves
+from cadent.api.functions import RenderError, function_names
+from cadent.api.readers import file_info
+from cadent.api.settings import ApiSettings
+from cadent.api.timeparse import TimeParseError, parse_range, parse_time, timezone_named
+
+log = logging.getLogger(__name__)
+
+VERSION = "1.1.8"
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _bad_request(reason: str, targets=None) -> Response:
+    body = f"Invalid parameters ({reason})"
+    if targets:
+        body += "; targets: " + ", ".join(f'"{t}"' for t in targets)
+    return Response(body, status=400, mimetype="text/html")
+
+
+def _flag(name: str) -> bool:
+    return request.values.get(name, "").lower() in _TRUE
+
+
+def _json_response(body: str) -> Response:
+    jsonp = request.values.get("jsonp")
+    if jsonp:
+        return Response(f"{jsonp}({body})", mimetype="text/javascript")
+    return Response(body, mimetype="application/json")
+
+
+def create_app(settings: ApiSettings) -> Flask:
+    """A ready Flask app serving ``settings.whisper_dirs`` (+ CarbonLink merge)."""
+    app = Flask("cadent.api")
+    finder = WhisperFinder(settings.whisper_dirs)
+    pool = CarbonLinkPool(
+        settings.carbonlink_hosts,
+        timeout_s=settings.carbonlink_timeout_s,
+        retry_delay_s=settings.carbonlink_retry_delay_s,
+        replication_factor=settings.replication_factor,
+        hash_type=settings.carbonlink_hashing_type,
+        carbon_prefix=settings.carbon_metric_prefix,
+    )
+    app.extensions["cadent"] = {"settings": settings, "finder": finder, "carbonlink": pool}
+    cache_query = pool.query if pool.enabled else None
+
+    def request_now() -> int:
+        value = request.values.get("now")
+        if value:
+            return parse_time(value, time.time(), timezone_named(request.values.get("tz") or settings.time_zone))
+        return int(time.time())
+
+    @app.route("/render", methods=["GET", "POST"])
+    @app.route("/render/", methods=["GET", "POST"])
+    def render_view():
+        targets = request.values.getlist("target") + request.values.getlist("target[]")
+        fmt = request.values.get("format", "json")
+        try:
+            tz = timezone_named(request.values.get("tz") or settings.time_zone)
+            now = request_now()
+            start, end = parse_range(request.values.get("from"), request.values.get("until"), now, tz)
+            max_points = int(request.values.get("maxDataPoints") or 0)
+        except (TimeParseError, ValueError) as exc:
+            return _bad_request(str(exc))
+        fetch = rendering.make_fetcher(finder, now, cache_query)
+        try:
+            series = rendering.evaluate_targets(targets, start, end, now, fetch)
+        except (RenderError, TimeParseError) as exc:
+            return _bad_request(str(exc), targets)
+        if fmt == "pickle":
+            return Response(rendering.to_pickle(series), mimetype="application/pickle")
+        if fmt == "raw":
+            return Response(rendering.to_raw(series), mimetype="text/plain")
+        if fmt == "csv":
+            return Response(rendering.to_csv(series, tz), mimetype="text/csv")
+        if fmt != "json":
+            return _bad_request(f"Unsupported format {fmt!r}; this API serves json, csv, raw and pickle")
+        return _json_response(
+            rendering.to_json(series, max_points, _flag("noNullPoints"), _flag("pretty"))
+        )
+
+    def _intervals(node) -> list[tuple[float, float]]:
+        try:
+            info = file_info(node.fs_path)
+        except Exception as exc:  # unreadable file: advertise nothing rather than fail the find
+            log.warning("cannot read header of %s: %r", node.fs_path, exc)
+            return []
+        now = time.time()
+        start = now - info.max_retention
+        return [(min(start, info.mtime), info.mtime)]
+
+    @app.route("/metrics/find", methods=["GET", "POST"])
+    @app.route("/metrics/find/", methods=["GET", "POST"])
+    def find_view():
+        query = request.values.get("query")
+        if not query:
+            return _bad_request("Missing required parameter 'query'")
+        fmt = request.values.get("format", "treejson")
+        leaves_only = _flag("leavesOnly")
+        if fmt == "completer":
+            query = query.replace("..", "*.")
+            if not query.endswith("*"):
+                query += "*"
+        nodes = finder.find(query, leaves_only=leaves_only)
+        if fmt == "pickle":
+            import pickle
+
+            body = []
+            for node in nodes:
+                item = {"path": node.path, "is_leaf": node.is_leaf}
+                if node.is_leaf:
+                    item["intervals"] = _intervals(node)
+                body.append(item)
+            return Response(pickle.dumps(body, protocol=2), mimetype="application/pickle")
+        if fmt == "json":
+            items = []
+            for node in sorted(nodes, key=lambda n: n.path):
+                intervals = [{"start": s, "end": e} for s, e in _intervals(node)] if node.is_leaf else []
+                items.append({"path": node.path, "is_leaf": node.is_leaf, "intervals": intervals})
+            return _json_response(json.dumps(items))
+        if fmt == "completer":
+            metrics = [
+                {"path": n.path + ("" if n.is_leaf else "."), "name": n.name, "is_leaf": "1" if n.is_leaf else "0"}
+                for n in sorted(nodes, key=lambda n: n.path)
+            ]
+            return _json_response(json.dumps({"metrics": metrics}))
+        if fmt == "nodelist":
+            position = int(request.values.get("position", -1))
+            names = set()
+            for n in nodes:
+                parts = n.path.split(".")
+                if -len(parts) <= position < len(parts):
+                    names.add(parts[position])
+            names = sorted(names)
+            return _json_response(json.dumps({"nodes": names}))
+        if fmt != "treejson":
+            return _bad_request(f"Invalid value for 'format': {fmt}")
+        branches = {n.name: n for n in nodes if not n.is_leaf}
+        leaves = {n.name: n for n in nodes if n.is_leaf and n.name not in branches}
+        items = [_tree_item(n) for n in sorted(branches.values(), key=lambda n: n.name)]
+        items += [_tree_item(n) for n in sorted(leaves.values(), key=lambda n: n.name)]
+        if _flag("wildcards") and len(items) > 1:
+            base = query.rsplit(".", 1)[0] + "." if "." in query else ""
+            items.insert(0, {"text": "*", "id": base + "*", "allowChildren": 1 if branches else 0,
+                             "expandable": 1 if branches else 0, "leaf": 0 if branches else 1})
+        return _json_response(json.dumps(items))
+
+    @app.route("/metrics/expand", methods=["GET", "POST"])
+    @app.route("/metrics/expand/", methods=["GET", "POST"])
+    def expand_view():
+        queries = request.values.getlist("query")
+        if not queries:
+            return _bad_request("Missing required parameter 'query'")
+        leaves_only = _flag("leavesOnly")
+        per_query = {q: sorted({n.path for n in finder.find(q, leaves_only=leaves_only)}) for q in queries}
+        if _flag("groupByExpr"):
+            return _json_response(json.dumps({"results": per_query}))
+        return _json_response(json.dumps({"results": sorted({p for ps in per_query.values() for p in ps})}))
+
+    @app.route("/metrics/index.json", methods=["GET", "POST"])
+    @app.route("/metrics/index.json/", methods=["GET", "POST"])
+    def index_view():
+        return _json_response(json.dumps(walk_leaves(settings.whisper_dirs)))
+
+    @app.route("/version", methods=["GET"])
+    @app.route("/version/", methods=["GET"])
+    def version_view():
+        return Response(VERSION + "\n", mimetype="text/html")
+
+    @app.route("/functions", methods=["GET"])
+    @app.route("/functions/", methods=["GET"])
+    def functions_view():
+        return _json_response(json.dumps({name: {"name": name} for name in function_names()}))
+
+    @app.route("/events/get_data", methods=["GET"])
+    def events_view():
+        return _json_response("[]")
+
+    @app.route("/tags/autoComplete/tags", methods=["GET", "POST"])
+    @app.route("/tags/autoComplete/values", methods=["GET", "POST"])
+    def tags_view():
+        return _json_response("[]")
+
+    return app
+
+
+def _tree_item(node) -> dict:
+    flag = 0 if node.is_leaf else 1
+    return {"text": node.name, "id": node.path, "allowChildren": flag, "expandable": flag, "leaf": 1 - flag}
+
+
+__all__ = ["VERSION", "create_app"]

@@ -1,0 +1,134 @@
+"""Target evaluation over the store and the render output formats (json, csv, raw, pickle)."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from collections.abc import Callable, Sequence
+from datetime import datetime, tzinfo
+
+from cadent.api import expr
+from cadent.api.finders.whisper import WhisperFinder
+from cadent.api.functions import Context, RenderError, evaluate
+from cadent.api.readers import read_series
+from cadent.api.series import TimeSeries
+
+
+def make_fetcher(finder: WhisperFinder, now: int, cache_query: Callable | None):
+    """``fetch(pattern, start, end) -> [TimeSeries]`` over whisper files (cache merged)."""
+
+    def fetch(pattern: str, start: int, end: int) -> list[TimeSeries]:
+        out = []
+        for node in sorted(finder.find(pattern, leaves_only=True), key=lambda n: n.path):
+            result = read_series(node.fs_path, node.path, start, end, now, cache_query)
+            if result is None:
+                continue
+            (s, e, step), values = result
+            out.append(TimeSeries(node.path, s, e, step, values, path_expression=pattern))
+        return out
+
+    return fetch
+
+
+def evaluate_targets(targets: Sequence[str], start: int, end: int, now: int, fetch) -> list[TimeSeries]:
+    """Evaluate every target; RenderError/ExprError for bad ones."""
+    ctx = Context(start, end, now, fetch)
+    out: list[TimeSeries] = []
+    for target in targets:
+        try:
+            node = expr.parse(target)
+        except expr.ExprError as exc:
+            raise RenderError(f"bad target: {exc}") from None
+        result = evaluate(node, ctx)
+        if not isinstance(result, list):
+            raise RenderError(f"target {target!r} is not a series expression")
+        out.extend(result)
+    return out
+
+
+def apply_max_data_points(series: list[TimeSeries], max_points: int) -> list[tuple[TimeSeries, list, int]]:
+    """(series, values, seconds per point) after graphite's maxDataPoints consolidation."""
+    if not series:
+        return []
+    out = []
+    time_range = max(s.end for s in series) - min(s.start for s in series)
+    for s in series:
+        points = time_range / s.step
+        if max_points and max_points < points:
+            vpp = math.ceil(points / max_points)
+            spp = int(vpp * s.step)
+            nudge = spp + (s.start % s.step) - (s.start % spp)
+            lose = int(nudge / s.step)
+            cut = s.copy(start=s.start + nudge, values=s.values[max(0, lose - 1):], values_per_point=vpp)
+            out.append((cut, cut.consolidated(), spp))
+        else:
+            out.append((s, s.values, s.step))
+    return out
+
+
+def _json_number(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "null"
+    if v == math.inf:
+        return "1e9999"
+    if v == -math.inf:
+        return "-1e9999"
+    return repr(float(v))
+
+
+def to_json(series: list[TimeSeries], max_points: int = 0, no_null_points: bool = False, pretty: bool = False) -> str:
+    """graphite's ``format=json`` body."""
+    items = []
+    for s, values, spp in apply_max_data_points(series, max_points):
+        pairs = [(v, s.start + i * spp) for i, v in enumerate(values) if s.start + i * spp <= s.end]
+        if no_null_points:
+            pairs = [(v, t) for v, t in pairs if v is not None]
+            if not pairs:
+                continue
+        sep = ",\n    " if pretty else ", "
+        points = sep.join(f"[{_json_number(v)}, {t}]" for v, t in pairs)
+        items.append(
+            '{"target": %s, "tags": %s, "datapoints": [%s]}'
+            % (json.dumps(s.name), json.dumps(s.tags, sort_keys=True), points)
+        )
+    return "[" + (",\n " if pretty else ", ").join(items) + "]"
+
+
+def to_csv(series: list[TimeSeries], tz: tzinfo) -> str:
+    lines = []
+    for s in series:
+        for i, v in enumerate(s.values):
+            stamp = datetime.fromtimestamp(s.start + i * s.step, tz).strftime("%Y-%m-%d %H:%M:%S")
+            lines.append(f"{s.name},{stamp},{'' if v is None else v!r}")
+    return "\r\n".join(lines) + ("\r\n" if lines else "")
+
+
+def to_raw(series: list[TimeSeries]) -> str:
+    return "".join(
+        "%s,%d,%d,%d|%s\n" % (s.name, s.start, s.end, s.step, ",".join(repr(v) for v in s.values)) for s in series
+    )
+
+
+def to_pickle(series: list[TimeSeries]) -> bytes:
+    """Federation reply: builtins only, ``pathExpression`` echoed exactly."""
+    return pickle.dumps(
+        [
+            {
+                "name": s.name,
+                "pathExpression": s.path_expression,
+                "start": int(s.start),
+                "end": int(s.end),
+                "step": int(s.step),
+                "values": list(s.values),
+                "valuesPerPoint": s.values_per_point,
+                "consolidationFunc": s.consolidation_func,
+                "xFilesFactor": s.x_files_factor,
+            }
+            for s in series
+        ],
+        protocol=2,
+    )
+
+
+__all__ = ["apply_max_data_points", "evaluate_targets", "make_fetcher", "to_csv", "to_json", "to_pickle", "to_raw"]

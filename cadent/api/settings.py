@@ -1,0 +1,31 @@
+"""Typed, read-only settings of the HTTP API (parsed by ``cadent.compat.api_settings``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything ``create_app`` and ``cadent-api`` need; built once at start-up."""
+
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 8080
+    whisper_dirs: tuple[str, ...] = ("/var/lib/cadent/whisper",)
+    carbonlink_hosts: tuple[str, ...] = ("127.0.0.1:7002",)
+    carbonlink_timeout_s: float = 1.0
+    carbonlink_retry_delay_s: float = 15.0
+    carbonlink_hashing_type: str = "carbon_ch"
+    replication_factor: int = 1
+    carbon_metric_prefix: str = "carbon"
+    workers: int = 2
+    time_zone: str = "UTC"
+
+    @property
+    def bind(self) -> str:
+        """gunicorn's ``--bind`` value."""
+        host = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
+        return f"{host}:{self.listen_port}"
+
+
+__all__ = ["ApiSettings"]

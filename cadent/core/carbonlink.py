@@ -1,0 +1,159 @@
+"""CarbonLink, the cache query protocol graphite-web speaks to carbon-cache (port 7002).
+
+Frames in both directions: 4-byte unsigned big-endian length + pickle. Requests are dicts
+unpickled with an unpickler that refuses every global (only builtin containers, strings and
+numbers can come out). Replies are dicts of builtins pickled with protocol 2, byte for byte
+what carbon sends:
+
+* ``cache-query`` (``metric``)             → ``{'datapoints': [(ts, value), ...]}``
+* ``cache-query-bulk`` (``metrics``)       → ``{'datapointsByMetric': {name: [...], ...}}``
+* ``get-metadata`` (``metric``, ``key``)   → ``{'value': ...}``
+* ``set-metadata`` (+ ``value``)           → ``{'old_value': ..., 'new_value': ...}``
+* unknown type                             → ``{'error': 'Invalid request type "<type>"'}``
+
+Metadata failures reply ``{'error': <traceback text>}`` like carbon; any other malformed
+request gets ``{'error': <reason>}``. Queried names are normalised like stored names.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import pickle
+import struct
+import traceback
+from typing import Any, Callable
+
+from cadent.core.tags import normalize_name
+
+log = logging.getLogger(__name__)
+
+HEADER = struct.Struct("!I")
+REPLY_PROTOCOL = 2
+
+
+class _NoGlobalsUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"global '{module}.{name}' is forbidden")
+
+
+def safe_loads(data: bytes) -> Any:
+    """Unpickle ``data`` refusing every global (no classes, no functions, no reduce)."""
+    return _NoGlobalsUnpickler(io.BytesIO(data), encoding="utf-8").load()
+
+
+def frame(body: bytes) -> bytes:
+    """Length-prefix ``body``."""
+    return HEADER.pack(len(body)) + body
+
+
+def encode_reply(result: dict) -> bytes:
+    """A framed protocol-2 pickle of ``result``."""
+    return frame(pickle.dumps(result, protocol=REPLY_PROTOCOL))
+
+
+class CarbonLinkHandler:
+    """Answers CarbonLink requests from a MetricCache and a Writer (metadata).
+
+    ``run_io(func, *args)`` runs blocking storage calls; the server passes a thread-pool
+    runner, the default calls directly.
+    """
+
+    def __init__(self, cache, writer=None,
+                 run_io: Callable[..., Any] | None = None) -> None:
+        self.cache = cache
+        self.writer = writer
+        self._run_io = run_io or (lambda func, *args: func(*args))
+        self.queries = 0
+        self.bulk_queries = 0
+        self._bulk_sizes: list[int] = []
+        self.errors = 0
+
+    def handle_frame(self, data: bytes) -> bytes:
+        """A complete frame (header + body) in, a framed reply out."""
+        if len(data) < HEADER.size or HEADER.unpack_from(data)[0] != len(data) - HEADER.size:
+            self.errors += 1
+            return encode_reply({"error": "malformed frame"})
+        return self.handle_request(data[HEADER.size:])
+
+    def handle_request(self, body: bytes) -> bytes:
+        """One request body (the pickle) in, a framed reply out. Never raises."""
+        try:
+            request = safe_loads(body)
+        except Exception as exc:
+            self.errors += 1
+            log.info("unreadable CarbonLink request: %s", exc)
+            return encode_reply({"error": f"invalid request: {exc}"})
+        try:
+            result = self._dispatch(request)
+        except _BadRequest as exc:
+            self.errors += 1
+            result = {"error": str(exc)}
+        try:
+            return encode_reply(result)
+        except Exception as exc:  # a stored value pickle cannot encode
+            self.errors += 1
+            log.error("cannot encode CarbonLink reply: %s", exc)
+            return encode_reply({"error": f"cannot encode reply: {exc}"})
+
+    def _dispatch(self, request: Any) -> dict:
+        if not isinstance(request, dict) or "type" not in request:
+            raise _BadRequest("request must be a dict with a 'type'")
+        kind = request["type"]
+        if kind == "cache-query":
+            name = _name(request, "metric")
+            self.queries += 1
+            return {"datapoints": self.cache.get(normalize_name(name))}
+        if kind == "cache-query-bulk":
+            names = request.get("metrics")
+            if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+                raise _BadRequest("'metrics' must be a list of names")
+            self.bulk_queries += 1
+            self._bulk_sizes.append(len(names))
+            get = self.cache.get
+            return {"datapointsByMetric": {name: get(normalize_name(name)) for name in names}}
+        if kind == "get-metadata":
+            name, key = _name(request, "metric"), _name(request, "key")
+            return self._metadata(lambda: {"value": self._run_io(
+                self.writer.get_metadata, normalize_name(name), key)})
+        if kind == "set-metadata":
+            name, key = _name(request, "metric"), _name(request, "key")
+            if "value" not in request:
+                raise _BadRequest("missing 'value'")
+            value = request["value"]
+            return self._metadata(lambda: {"old_value": self._run_io(
+                self.writer.set_metadata, normalize_name(name), key, value), "new_value": value})
+        return {"error": f'Invalid request type "{kind}"'}
+
+    def _metadata(self, call: Callable[[], dict]) -> dict:
+        if self.writer is None:
+            return {"error": "no storage to read metadata from"}
+        try:
+            return call()
+        except Exception:
+            self.errors += 1
+            return {"error": traceback.format_exc()}
+
+    def collect_stats(self) -> dict[str, float]:
+        """carbon's query self-metrics since the previous call."""
+        stats: dict[str, float] = {"cache.queries": self.queries,
+                                   "cache.bulk_queries": self.bulk_queries}
+        if self._bulk_sizes:
+            stats["cache.bulk_queries_average_size"] = sum(self._bulk_sizes) / len(self._bulk_sizes)
+        self.queries = self.bulk_queries = 0
+        self._bulk_sizes = []
+        return stats
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _name(request: dict, key: str) -> str:
+    value = request.get(key)
+    if not isinstance(value, str):
+        raise _BadRequest(f"'{key}' must be a string")
+    return value
+
+
+__all__ = ["CarbonLinkHandler", "HEADER", "encode_reply", "frame", "safe_loads"]

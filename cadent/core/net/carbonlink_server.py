@@ -1,0 +1,87 @@
+"""gevent TCP server for CarbonLink: persistent connections, any number of requests each.
+
+Frames may arrive split over several reads or several in one read; each is answered in turn.
+A frame longer than ``max_frame_bytes`` gets an error reply and the connection is closed (its
+body cannot be skipped safely); an unreadable body gets an error reply and the connection
+stays open. Metadata requests touch the disk and run in gevent's thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import gevent
+from gevent.pool import Pool
+from gevent.server import StreamServer
+
+from cadent.core.carbonlink import HEADER, CarbonLinkHandler, encode_reply
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+READ_SIZE = 65536
+
+
+class CarbonLinkServer:
+    """Serve ``cache`` (and ``writer`` metadata) on ``address`` = (host, port)."""
+
+    def __init__(self, address: tuple[str, int], cache, writer=None,
+                 max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+                 max_connections: int = 1000, handler: CarbonLinkHandler | None = None) -> None:
+        self.handler = handler or CarbonLinkHandler(cache, writer, run_io=_in_threadpool)
+        self.max_frame_bytes = max_frame_bytes
+        self._server = StreamServer(address, self._serve, spawn=Pool(max_connections))
+        self.connections = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port); port is real after ``start`` even when 0 was asked."""
+        return self._server.address
+
+    def start(self) -> None:
+        self._server.start()
+        log.info("CarbonLink listening on %s:%d", *self._server.address[:2])
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._server.stop(timeout=timeout)
+
+    def _serve(self, sock: socket.socket, peer) -> None:
+        self.connections += 1
+        try:
+            self._conversation(sock)
+        except OSError as exc:
+            log.debug("CarbonLink client %s: %s", peer, exc)
+        finally:
+            self.connections -= 1
+            sock.close()
+
+    def _conversation(self, sock: socket.socket) -> None:
+        buffer = bytearray()
+        while True:
+            data = sock.recv(READ_SIZE)
+            if not data:
+                return
+            buffer += data
+            while len(buffer) >= HEADER.size:
+                (length,) = HEADER.unpack_from(buffer)
+                if length > self.max_frame_bytes:
+                    log.warning("CarbonLink frame of %d bytes over the %d limit: closing",
+                                length, self.max_frame_bytes)
+                    self.handler.errors += 1
+                    sock.sendall(encode_reply(
+                        {"error": f"request of {length} bytes exceeds {self.max_frame_bytes}"}))
+                    return
+                end = HEADER.size + length
+                if len(buffer) < end:
+                    break
+                body = bytes(buffer[HEADER.size:end])
+                del buffer[:end]
+                sock.sendall(self.handler.handle_request(body))
+
+
+def _in_threadpool(func, *args):
+    return gevent.get_hub().threadpool.apply(func, args)
+
+
+__all__ = ["CarbonLinkServer", "DEFAULT_MAX_FRAME_BYTES"]

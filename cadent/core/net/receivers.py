@@ -1,0 +1,192 @@
+"""gevent receivers: TCP line and pickle streams, UDP datagrams.
+
+Each read buffer is parsed into one Batch and handed to ``sink(batch, droppable)`` in a single
+call. TCP receivers wait on the shared :class:`FlowControl` gate before every read, so a full
+queue downstream stops the reading and the kernel pushes back on the client. UDP cannot be
+slowed down: its batches are marked droppable and queues count what they cannot hold.
+
+Parsers are per connection (they keep the partial tail of the stream) and expose counters of
+what they rejected as integer attributes named in ``parser.COUNTERS``; receivers move those
+into the shared :class:`Stats` after every read.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Callable, Protocol
+
+import gevent
+from gevent.pool import Pool
+from gevent.server import StreamServer
+
+from cadent.core.flow import FlowControl
+from cadent.core.point import Batch
+from cadent.core.stats import Stats
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Batch, bool], None]
+READ_BYTES = 256 * 1024
+UDP_READ_BYTES = 65536  # the largest UDP payload is 65527 bytes
+
+
+class StreamParser(Protocol):
+    COUNTERS: tuple[str, ...]
+    pending_bytes: int
+
+    def feed(self, data: bytes) -> Batch: ...
+
+
+class DatagramParser(Protocol):
+    COUNTERS: tuple[str, ...]
+
+    def feed_datagram(self, data: bytes) -> Batch: ...
+
+
+def move_counters(parser: object, stats: Stats) -> None:
+    """Add the parser's rejection counters to ``stats`` and zero them."""
+    for name in parser.COUNTERS:  # type: ignore[attr-defined]
+        value = getattr(parser, name)
+        if value:
+            stats.incr(name, value)
+            setattr(parser, name, 0)
+
+
+class ConnectionCounter:
+    """Inbound TCP connections open right now, across all receivers of a process."""
+
+    def __init__(self) -> None:
+        self.active = 0
+
+    def read(self) -> float:
+        return float(self.active)
+
+
+class TcpReceiver:
+    """Reads a TCP stream per connection through a fresh parser and feeds the sink."""
+
+    def __init__(
+        self,
+        name: str,
+        listener: socket.socket,
+        parser_factory: Callable[[], StreamParser],
+        sink: Sink,
+        *,
+        flow: FlowControl,
+        stats: Stats,
+        connections: ConnectionCounter | None = None,
+        max_connections: int | None = None,
+        idle_timeout_s: float | None = None,
+    ) -> None:
+        self.name = name
+        self.listener = listener
+        self.parser_factory = parser_factory
+        self.sink = sink
+        self.flow = flow
+        self.stats = stats
+        self.connections = connections or ConnectionCounter()
+        self.idle_timeout_s = idle_timeout_s
+        self._pool = Pool(max_connections) if max_connections else Pool()
+        self._server = StreamServer(listener, self._handle, spawn=self._pool)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.listener.getsockname()[:2]
+
+    def start(self) -> None:
+        self._server.start()
+        log.info("%s receiver listening on %s:%d", self.name, *self.address)
+
+    def _handle(self, conn: socket.socket, address: tuple) -> None:
+        parser = self.parser_factory()
+        flow, sink, stats = self.flow, self.sink, self.stats
+        conn.settimeout(self.idle_timeout_s)
+        self.connections.active += 1
+        try:
+            while True:
+                if not flow.is_open:
+                    flow.wait()
+                try:
+                    data = conn.recv(READ_BYTES)
+                except socket.timeout:
+                    log.info("%s: closing idle connection from %s", self.name, address[0])
+                    break
+                except OSError as exc:
+                    log.info("%s: connection from %s lost: %s", self.name, address[0], exc)
+                    break
+                if not data:
+                    break
+                batch = parser.feed(data)
+                move_counters(parser, stats)
+                if batch:
+                    stats.incr("metricsReceived", len(batch))
+                    sink(batch, False)
+        finally:
+            self.connections.active -= 1
+            if parser.pending_bytes:
+                stats.incr("incompleteAtClose", 1)
+                log.info("%s: %d bytes of an unterminated last line from %s discarded",
+                         self.name, parser.pending_bytes, address[0])
+            conn.close()
+
+    def stop(self) -> None:
+        """Stop accepting and close every connection; already-read data was handed on."""
+        self._server.close()
+        self._pool.kill(block=True, timeout=2)
+
+
+class UdpReceiver:
+    """Reads whole datagrams (up to 64 KiB) into one parser and feeds the sink as droppable."""
+
+    def __init__(
+        self,
+        name: str,
+        sock: socket.socket,
+        parser_factory: Callable[[], DatagramParser],
+        sink: Sink,
+        *,
+        stats: Stats,
+        receive_buffer_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self.name = name
+        self.sock = sock
+        self.parser = parser_factory()
+        self.sink = sink
+        self.stats = stats
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
+        except OSError as exc:
+            log.warning("%s: cannot set a %d byte receive buffer: %s", name, receive_buffer_bytes, exc)
+        self._greenlet: gevent.Greenlet | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.sock.getsockname()[:2]
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+        log.info("%s receiver listening on %s:%d/udp", self.name, *self.address)
+
+    def _run(self) -> None:
+        buf = bytearray(UDP_READ_BYTES)
+        view = memoryview(buf)
+        parser, sink, stats = self.parser, self.sink, self.stats
+        while True:
+            try:
+                size = self.sock.recv_into(buf)
+            except OSError as exc:
+                log.warning("%s: receive failed: %s", self.name, exc)
+                gevent.sleep(0.1)
+                continue
+            batch = parser.feed_datagram(bytes(view[:size]))
+            move_counters(parser, stats)
+            if batch:
+                stats.incr("metricsReceived", len(batch))
+                sink(batch, True)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=1)
+            self._greenlet = None
+        self.sock.close()

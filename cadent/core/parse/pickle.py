@@ -1,0 +1,289 @@
+"""carbon's pickle protocol: 4-byte big-endian length + pickled ``[(name, (ts, value)), ...]``.
+
+Bodies are unpickled by an Unpickler that refuses every global, so a frame can only build
+plain containers, strings and numbers and can never run code. Each item is then validated as
+carbon's pickle receiver does (wrong shape skipped, ``float()`` of timestamp and value, strings
+such as ``'3.5'`` accepted), then the common receiver checks. Where carbon drops the connection
+(a frame over the size limit, a ``bytes`` name, a NaN/infinite timestamp) only that frame or
+item is lost here.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import pickle
+import time
+from operator import itemgetter
+from struct import Struct
+from typing import Any, Callable
+
+from cadent.core.parse._checks import assemble, clean
+from cadent.core.point import Batch
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_FRAME_BYTES = 1048576
+
+_LENGTH = Struct("!L")
+_LENGTH_SIZE = _LENGTH.size
+
+# What a hostile or broken body can raise while being unpickled (RecursionError included:
+# deep nesting is cheap to write).
+_UNPICKLE_ERRORS = (
+    pickle.UnpicklingError, ValueError, TypeError, IndexError, KeyError, EOFError,
+    AttributeError, ImportError, OverflowError, MemoryError, RecursionError,
+)
+
+
+_first = itemgetter(0)
+_second = itemgetter(1)
+_TUPLE = {tuple}
+_PAIR = {2}
+_FLOAT = {float}
+_STR = {str}
+
+
+class _NoGlobalsUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError("global %s.%s refused" % (module, name))
+
+
+def safe_loads(body: bytes, encoding: str = "utf-8") -> Any:
+    """Unpickle ``body`` (protocol 0-5) refusing every global, so no code can run.
+
+    Python 2 8-bit strings are decoded with ``encoding`` (``"bytes"`` keeps them as bytes).
+    Raises ``pickle.UnpicklingError`` for any reference to a global, and the usual unpickling
+    errors (see ``_UNPICKLE_ERRORS``) for malformed input.
+    """
+    # The C unpickler reads a BytesIO one opcode at a time through Python method calls; a
+    # BufferedReader lets it peek the whole body at once (about 3x faster).
+    stream = io.BufferedReader(io.BytesIO(body), max(len(body), 1))
+    return _NoGlobalsUnpickler(stream, encoding=encoding).load()
+
+
+def _carbon_columns(obj: list) -> tuple[list, list, list] | None:
+    """Columns of a non-empty list that is exactly what carbon sends (tuples of a str name and
+    a tuple of two floats, ASCII or valid UTF-8 names), or None. C-level passes only."""
+    if set(map(type, obj)) != _TUPLE or set(map(len, obj)) != _PAIR:
+        return None
+    points = list(map(_second, obj))
+    if set(map(type, points)) != _TUPLE or set(map(len, points)) != _PAIR:
+        return None
+    names = list(map(_first, obj))
+    timestamps = list(map(_first, points))
+    values = list(map(_second, points))
+    if (
+        set(map(type, timestamps)) != _FLOAT
+        or set(map(type, values)) != _FLOAT
+        or set(map(type, names)) != _STR
+        or not _encodable("".join(names))
+    ):
+        return None
+    return names, timestamps, values
+
+
+def _encodable(text: str) -> bool:
+    """False for text holding lone surrogates (pickle lets them through; UTF-8 cannot)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _describe(item: object) -> str:
+    text = repr(item)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+class PickleFrameParser:
+    """Stateful parser for one pickle TCP connection.
+
+    ``feed`` takes the bytes of a stream read and returns the datapoints of every frame it
+    completed. A frame announcing more than ``max_frame_bytes`` is skipped: its body is
+    discarded as it arrives, never buffered. The connection always survives.
+
+    Counters are plain ints the receiver reads and resets (or use ``take_counters``):
+
+    * ``bad_frames``: bodies that do not unpickle (garbage, truncated, globals refused)
+    * ``oversize_frames``: frames longer than ``max_frame_bytes``
+    * ``bad_items``: items that are not ``(name, (timestamp, value))`` with numeric
+      timestamp/value and a str (or UTF-8 bytes) name
+    * ``bad_timestamps``: NaN or infinite timestamps
+    * ``nan_values``: datapoints dropped for a NaN value (carbon drops these silently)
+    """
+
+    COUNTERS = ("bad_frames", "oversize_frames", "bad_items", "bad_timestamps", "nan_values")
+
+    def __init__(
+        self,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        min_timestamp_resolution: int = 0,
+        clock: Callable[[], float] = time.time,
+        peer: str = "-",
+    ) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self.min_timestamp_resolution = int(min_timestamp_resolution or 0)
+        self.clock = clock
+        self.peer = peer
+        self._buf = b""
+        self._skip = 0
+        self.bad_frames = 0
+        self.oversize_frames = 0
+        self.bad_items = 0
+        self.bad_timestamps = 0
+        self.nan_values = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of an incomplete frame held for the next ``feed``."""
+        return len(self._buf)
+
+    def take_counters(self) -> dict[str, int]:
+        """Return the counters and reset them to zero."""
+        taken = {name: getattr(self, name) for name in self.COUNTERS}
+        for name in self.COUNTERS:
+            setattr(self, name, 0)
+        return taken
+
+    def feed(self, data: bytes) -> Batch:
+        """Parse one read of the stream; return the datapoints of the frames it completed."""
+        if self._skip:
+            if len(data) <= self._skip:
+                self._skip -= len(data)
+                return []
+            data = data[self._skip :]
+            self._skip = 0
+        buf = self._buf + data if self._buf else data
+        end = len(buf)
+        pos = 0
+        out: Batch = []
+        unpack_from = _LENGTH.unpack_from
+        max_frame = self.max_frame_bytes
+        while end - pos >= _LENGTH_SIZE:
+            (length,) = unpack_from(buf, pos)
+            start = pos + _LENGTH_SIZE
+            if length > max_frame:
+                self.oversize_frames += 1
+                logger.info(
+                    "pickle frame of %d bytes from %s exceeds %d bytes, skipping it",
+                    length, self.peer, max_frame,
+                )
+                if end - start >= length:
+                    pos = start + length
+                    continue
+                self._skip = length - (end - start)
+                pos = end
+                break
+            if end - start < length:
+                break
+            pos = start + length
+            points = self._frame(buf[start:pos])
+            if points:
+                if out:
+                    out.extend(points)
+                else:
+                    out = points
+        self._buf = buf[pos:] if pos < end else b""
+        return out
+
+    def _frame(self, body: bytes) -> Batch:
+        try:
+            obj = safe_loads(body)
+        except UnicodeDecodeError:
+            # A Python 2 8-bit string that is not UTF-8: keep such strings as bytes so only
+            # the items they belong to are lost.
+            try:
+                obj = safe_loads(body, encoding="bytes")
+            except _UNPICKLE_ERRORS as exc:
+                return self._bad_frame(body, exc)
+        except _UNPICKLE_ERRORS as exc:
+            return self._bad_frame(body, exc)
+        if obj.__class__ is list:
+            if not obj:
+                return obj
+            columns = _carbon_columns(obj)
+            if columns is not None:
+                names, timestamps, values = columns
+                if not self.min_timestamp_resolution and clean(timestamps, values):
+                    # Already a valid Batch: hand the unpickled list on as it is.
+                    return obj
+                return self._assemble(names, timestamps, values)
+        try:
+            rows = [(name, float(ts), float(value)) for name, (ts, value) in obj]
+        except Exception:
+            return self._items_checked(obj)
+        if not rows:
+            return []
+        names, timestamps, values = zip(*rows)
+        if set(map(type, names)) != _STR or not _encodable("".join(names)):
+            return self._items_checked(obj)
+        return self._assemble(names, timestamps, values)
+
+    def _bad_frame(self, body: bytes, exc: BaseException) -> Batch:
+        self.bad_frames += 1
+        logger.info(
+            "invalid pickle frame of %d bytes from %s skipped: %s: %s",
+            len(body), self.peer, type(exc).__name__, exc,
+        )
+        return []
+
+    def _items_checked(self, obj: Any) -> Batch:
+        """Item-by-item validation of a frame that failed the fast path."""
+        names: list[str] = []
+        timestamps: list[float] = []
+        values: list[float] = []
+        bad = 0
+        first = None
+        try:
+            items = iter(obj)
+        except TypeError:
+            self.bad_frames += 1
+            logger.info(
+                "pickle frame from %s holds a %s, not a list of datapoints",
+                self.peer, type(obj).__name__,
+            )
+            return []
+        for item in items:
+            try:
+                name, (ts, value) = item
+                ts = float(ts)
+                value = float(value)
+                if name.__class__ is not str:
+                    if not isinstance(name, (bytes, bytearray)):
+                        raise TypeError("name is a %s" % type(name).__name__)
+                    name = name.decode("utf-8")
+                elif not _encodable(name):
+                    raise ValueError("name is not valid UTF-8")
+            except Exception as exc:
+                bad += 1
+                if first is None:
+                    first = (item, exc)
+                continue
+            names.append(name)
+            timestamps.append(ts)
+            values.append(value)
+        if bad:
+            self.bad_items += bad
+            logger.info(
+                "skipped %d invalid pickle item(s) from %s (first: %s: %s)",
+                bad, self.peer, _describe(first[0]), first[1],
+            )
+        return self._assemble(names, timestamps, values)
+
+    def _assemble(self, names, timestamps, values) -> Batch:
+        batch, nan_values, bad_timestamps = assemble(
+            names, timestamps, values, self.clock(), self.min_timestamp_resolution
+        )
+        if nan_values:
+            self.nan_values += nan_values
+        if bad_timestamps:
+            self.bad_timestamps += bad_timestamps
+            logger.info(
+                "%d pickled datapoint(s) from %s with a NaN or infinite timestamp skipped",
+                bad_timestamps, self.peer,
+            )
+        return batch

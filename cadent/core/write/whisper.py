@@ -1,0 +1,131 @@
+"""Whisper files in carbon's exact layout (see ``layout.py``), written with the whisper package.
+
+Per-writer options (autoflush, locking, fadvise) are applied on the file handle this writer
+opens, so the whisper module's global switches are never touched and two writers with
+different options can coexist.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from typing import Any
+
+import whisper
+
+from cadent.compat.storage_aggregation import StorageAggregation
+from cadent.compat.storage_schemas import StorageSchemas
+from cadent.core.write.base import Points
+from cadent.core.write.layout import path_for
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "aggregationMethod"
+
+
+class WhisperWriter:
+    """Writer over a whisper tree rooted at ``data_dir`` (carbon's LOCAL_DATA_DIR)."""
+
+    def __init__(
+        self,
+        data_dir: str,
+        schemas: StorageSchemas | None = None,
+        aggregations: StorageAggregation | None = None,
+        autoflush: bool = False,
+        sparse: bool = False,
+        fallocate: bool = False,
+        lock_writes: bool = False,
+        tag_hash_filenames: bool = True,
+        fadvise_random: bool = False,
+    ) -> None:
+        self.data_dir = data_dir
+        self.schemas = schemas or StorageSchemas.default()
+        self.aggregations = aggregations or StorageAggregation.default()
+        self.autoflush = autoflush
+        self.sparse = sparse
+        self.fallocate = fallocate and whisper.CAN_FALLOCATE
+        if fallocate and not whisper.CAN_FALLOCATE:
+            log.error("fallocate requested but not available; creating files without it")
+        self.lock_writes = lock_writes
+        self.tag_hash_filenames = tag_hash_filenames
+        self.fadvise_random = fadvise_random and hasattr(os, "posix_fadvise")
+
+    def path_for(self, name: str) -> str:
+        return path_for(self.data_dir, name, self.tag_hash_filenames)
+
+    def exists(self, name: str) -> bool:
+        """True when the file exists; an unhashed tagged file is renamed to its hashed name."""
+        path = self.path_for(name)
+        if os.path.exists(path):
+            return True
+        if self.tag_hash_filenames and ";" in name:
+            legacy = path_for(self.data_dir, name, False)
+            if os.path.exists(legacy):
+                os.rename(legacy, path)
+                log.info("renamed %s to %s", legacy, path)
+                return True
+        return False
+
+    def create(self, name: str) -> None:
+        """Create ``name``'s file with its matched schema and aggregation (no-op if it exists)."""
+        path = self.path_for(name)
+        archives = self.schemas.archives_for(name)
+        xff, method = self.aggregations.settings_for(name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            whisper.create(path, archives, xff, method, self.sparse, self.fallocate)
+        except whisper.InvalidConfiguration:
+            if os.path.exists(path):
+                return  # created meanwhile by someone else: fine
+            raise
+        if self.autoflush:
+            self._fsync_path(path)
+        log.debug("created %s (archives=%s xff=%s method=%s)", path, archives, xff, method)
+
+    def write(self, name: str, points: Points) -> int:
+        """``update_many`` the points, timestamps truncated to int (as carbon does)."""
+        if not points:
+            return 0
+        path = self.path_for(name)
+        with open(path, "r+b") as handle:
+            if self.lock_writes:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            if self.fadvise_random:
+                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+            whisper.file_update_many(handle, [(int(ts), float(value)) for ts, value in points])
+            if self.autoflush:
+                handle.flush()
+                os.fsync(handle.fileno())
+        return len(points)
+
+    def get_metadata(self, name: str, key: str) -> Any:
+        if key != METADATA_KEY:
+            raise ValueError(f'Unsupported metadata key "{key}"')
+        path = self.path_for(name)
+        info = whisper.info(path)  # whisper answers None for a missing file
+        if info is None:
+            raise FileNotFoundError(f"no whisper file for {name!r} at {path}")
+        return info[METADATA_KEY]
+
+    def set_metadata(self, name: str, key: str, value: Any) -> Any:
+        if key != METADATA_KEY:
+            raise ValueError(f'Unsupported metadata key "{key}"')
+        return whisper.setAggregationMethod(self.path_for(name), value)
+
+    def flush(self) -> None:
+        """Every write closes its file; with autoflush it was fsync'ed too. Nothing pending."""
+
+    def close(self) -> None:
+        """No handles are kept between writes."""
+
+    @staticmethod
+    def _fsync_path(path: str) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+__all__ = ["METADATA_KEY", "WhisperWriter"]

@@ -1,0 +1,56 @@
+"""``cadent-api``: the graphite HTTP API under gunicorn with gevent workers.
+
+gunicorn's gevent worker monkey-patches each worker; the master stays unpatched and never
+imports the app (``cadent.api.wsgi:app`` is loaded in the workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cadent-api", description="graphite-compatible HTTP API")
+    parser.add_argument("--config", help="carbon.conf-style file with an [api] section")
+    parser.add_argument("--instance", help="overlay [api:<instance>] (and [cache:<instance>])")
+    parser.add_argument("--bind", help="host:port, overrides LISTEN_INTERFACE/LISTEN_PORT")
+    parser.add_argument("--workers", type=int, help="overrides WORKERS")
+    parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from cadent.compat.api_settings import ApiConfigError, read_api_settings
+
+    try:
+        settings = read_api_settings(args.config, args.instance)
+    except (ApiConfigError, OSError, ValueError) as exc:
+        print(f"cadent-api: {exc}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        print(f"cadent-api: config OK (bind {settings.bind}, whisper {', '.join(settings.whisper_dirs)})")
+        return 0
+    if args.config:
+        os.environ["CADENT_API_CONFIG"] = os.path.abspath(args.config)
+    if args.instance:
+        os.environ["CADENT_API_INSTANCE"] = args.instance
+    from gunicorn.app.wsgiapp import run
+
+    sys.argv = [
+        "cadent-api", "-k", "gevent",
+        "--bind", args.bind or settings.bind,
+        "--workers", str(args.workers or settings.workers),
+        "--access-logfile", "-",
+        "cadent.api.wsgi:app",
+    ]
+    run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

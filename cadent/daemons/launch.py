@@ -1,0 +1,16 @@
+"""Console-script entry points: monkey-patch gevent before any daemon module is imported."""
+
+from __future__ import annotations
+
+import importlib
+
+
+def _run(role: str) -> int:
+    from gevent import monkey
+
+    monkey.patch_all()
+    return importlib.import_module(f"cadent.daemons.{role}").main()
+
+
+def relay() -> int:
+    return _run("relay")

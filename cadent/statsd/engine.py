@@ -1,0 +1,215 @@
+"""The statsd aggregator without sockets: packets in, graphite lines out at each flush.
+
+A daemon is thin wiring around :class:`StatsdEngine`:
+
+* every UDP datagram → ``engine.ingest(data)``; every TCP read → ``TcpLineBuffer.feed``
+  then ``engine.ingest`` of the complete lines it returns;
+* at each flush boundary → ``result = engine.flush(now_ms)``; send ``result.payload()``
+  (statsd's exact text, or ``result.pickle_payload()``) to carbon in one connection, then
+  ``engine.note_sent(...)`` so the next flush reports graphiteStats like statsd does;
+* management connections → :func:`cadent.statsd.mgmt.handle_command`.
+
+Keep the pre-formatted text (:attr:`FlushResult.lines`) for line-exactness: statsd prints
+JavaScript number text, which carbon-style ``%f`` re-formatting of a Batch would change.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from cadent.statsd.config import StatsdSettings
+from cadent.statsd.flush import filter_stats, histogram_bins, metric_filter, timer_stats
+from cadent.statsd.graphite import (
+    GraphiteNames,
+    encode_pickle_payload,
+    format_lines,
+    graphite_points,
+    lines_to_batch,
+)
+from cadent.statsd.numbers import round_half_up
+from cadent.statsd.parse import PacketParser
+from cadent.statsd.store import MetricStore
+
+
+@dataclass
+class FlushResult:
+    """One flush: the timestamp and statsd's text lines (each ending ``\\n``)."""
+
+    ts: int
+    lines: list[str]
+
+    def payload(self) -> bytes:
+        """The plaintext payload statsd writes to carbon's line port."""
+        return "".join(self.lines).encode("utf-8")
+
+    def pickle_payload(self) -> bytes:
+        """The payload statsd writes with ``graphiteProtocol: "pickle"``."""
+        return encode_pickle_payload(self.lines)
+
+    def batch(self) -> list[tuple[str, tuple[float, float]]]:
+        """The lines as a Batch (for in-process use; re-encoding loses statsd's number text)."""
+        return lines_to_batch(self.lines)
+
+
+@dataclass
+class GraphiteStats:
+    """The graphite backend's own status, reported in every flush and by ``stats``."""
+
+    last_flush: int
+    last_exception: int = 0
+    flush_time: int = 0
+    flush_length: int = 0
+
+
+@dataclass
+class EngineStats:
+    """Process-wide numbers the management ``stats`` command shows."""
+
+    started_s: int
+    last_msg_seen_s: int
+    bad_lines_total: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _js_length(text: str) -> int:
+    """JavaScript string length (UTF-16 code units)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le")) // 2
+
+
+class TcpLineBuffer:
+    """statsd's TCP framing: everything up to the last newline is one packet."""
+
+    def __init__(self) -> None:
+        self._tail = ""
+
+    def feed(self, text: str) -> str | None:
+        """Append a read; return the complete-lines packet (with its final ``\\n``) or None."""
+        data = self._tail + text
+        cut = data.rfind("\n")
+        if cut < 0:
+            self._tail = data
+            return None
+        self._tail = data[cut + 1 :]
+        return data[: cut + 1]
+
+
+class StatsdEngine:
+    """statsd's aggregation, flush math and graphite formatting in one object.
+
+    ``now`` (seconds, float) is injectable so tests and replays control time.
+    """
+
+    def __init__(self, settings: StatsdSettings, now: float | None = None) -> None:
+        self.settings = settings
+        start = time.time() if now is None else now
+        started_s = int(round_half_up(start))
+        self.parser = PacketParser(settings.key_name_sanitize)
+        self.store = MetricStore(settings.prefix_stats, settings.gauges_max_ttl)
+        self.names = GraphiteNames(settings)
+        self.graphite_stats = GraphiteStats(last_flush=started_s)
+        self.stats = EngineStats(started_s=started_s, last_msg_seen_s=started_s)
+        self.health = settings.health_status
+        self._prev_ts = 0
+        self._interval_s = settings.flush_interval_s
+        self._keep = metric_filter(settings.calculated_timer_metrics)
+        self._bins_cache: dict[str, tuple] = {}
+
+    # -- input ------------------------------------------------------------------------
+
+    def ingest(self, packet: str | bytes, now: float | None = None) -> int:
+        """Account and aggregate one packet; returns the number of bad segments."""
+        if isinstance(packet, (bytes, bytearray, memoryview)):
+            packet = bytes(packet).decode("utf-8", "replace")
+        result = self.parser.parse(packet)
+        store = self.store
+        store.count_packet(1, result.metrics, result.bad)
+        if result.updates:
+            store.apply(result.updates)
+        self.stats.bad_lines_total += result.bad
+        self.stats.last_msg_seen_s = int(round_half_up(time.time() if now is None else now))
+        return result.bad
+
+    # -- flush ------------------------------------------------------------------------
+
+    def _bins(self, key: str) -> tuple:
+        rules = self.settings.histogram
+        if not rules:
+            return ()
+        bins = self._bins_cache.get(key)
+        if bins is None:
+            if len(self._bins_cache) > 100_000:
+                self._bins_cache.clear()
+            bins = self._bins_cache[key] = histogram_bins(key, rules)
+        return bins
+
+    def flush(self, now_ms: float | None = None) -> FlushResult:
+        """Compute this interval's lines (timestamp ``round(now_ms/1000)``) and reset."""
+        if now_ms is None:
+            now_ms = time.time() * 1000
+        settings = self.settings
+        store = self.store
+        ts = int(round_half_up(now_ms / 1000))
+        if self._prev_ts > 0:
+            store.gauges[store.timestamp_lag_key] = ts - self._prev_ts - self._interval_s
+        self._prev_ts = ts
+
+        started = time.monotonic()
+        interval_s = self._interval_s
+        counters = store.counters
+        counter_rates = {k: v / interval_s for k, v in counters.items()}
+        percentiles = settings.percent_threshold
+        keep = self._keep
+        timer_counters = store.timer_counters
+        timer_data = {}
+        for key, values in store.timers.items():
+            data = timer_stats(values, timer_counters.get(key, 0.0), interval_s, percentiles, self._bins(key))
+            timer_data[key] = filter_stats(data, keep) if keep else data
+        processing_ms = _elapsed_ms(started)
+
+        started = time.monotonic()
+        graphite = self.graphite_stats
+        internal = {
+            "calculationtime": 0,
+            "processing_time": processing_ms,
+            "last_exception": graphite.last_exception,
+            "last_flush": graphite.last_flush,
+            "flush_time": graphite.flush_time,
+            "flush_length": graphite.flush_length,
+        }
+        points = list(
+            graphite_points(
+                self.names, counters, counter_rates, timer_data, store.gauges, store.sets,
+                store.num_stats(), internal,
+            )
+        )
+        # calculationtime is the time spent building the names; patch it in place.
+        calc_index = len(points) - 5
+        points[calc_index] = (points[calc_index][0], _elapsed_ms(started))
+        lines = format_lines(points, ts)
+
+        store.reset_after_flush(
+            settings.delete_counters, settings.delete_timers, settings.delete_sets, settings.delete_gauges
+        )
+        return FlushResult(ts, lines)
+
+    def note_sent(self, sent_at_s: float, flush_time_ms: float, payload_length: int) -> None:
+        """Record a successful delivery (statsd reports it in the next flush)."""
+        self.graphite_stats.last_flush = int(round_half_up(sent_at_s))
+        self.graphite_stats.flush_time = int(flush_time_ms)
+        self.graphite_stats.flush_length = payload_length
+
+    @staticmethod
+    def payload_length(result: FlushResult) -> int:
+        """statsd's flush_length for a text payload (JavaScript string length)."""
+        return _js_length("".join(result.lines))
+
+
+def _elapsed_ms(started: float) -> int:
+    return int(math.floor((time.monotonic() - started) * 1000))
+
+
+__all__ = ["StatsdEngine", "FlushResult", "GraphiteStats", "EngineStats", "TcpLineBuffer"]

@@ -1,0 +1,165 @@
+import threading
+
+
+from cadent.core.cache import FLOW_REASON, MetricCache
+
+
+class FakeFlow:
+    def __init__(self):
+        self.calls = []
+
+    def pause(self, reason):
+        self.calls.append(("pause", reason))
+
+    def resume(self, reason):
+        self.calls.append(("resume", reason))
+
+
+def drain_names(cache, skip=()):
+    names = []
+    while (item := cache.pop_next(skip)) is not None:
+        names.append(item[0])
+        cache.done(item[0])
+    return names
+
+
+def test_overwrite_insertion_order_and_normalisation():
+    cache = MetricCache()
+    cache.store_batch([("a", (30.0, 1.0)), ("a", (10.0, 2.0)), ("a", (30.0, 3.0)),
+                       ("t;z=1;b=2", (1, 5)), ("~t;b=2;z=1", (2, 6))])
+    assert cache.get("a") == [(30.0, 3.0), (10.0, 2.0)]
+    assert cache.get("t;b=2;z=1") == [(1, 5), (2, 6)]
+    assert cache.size == 4 and cache.queues == 2
+    assert cache.get("missing") == []
+    name, points = cache.pop_next()
+    assert points == sorted(points)
+
+
+def test_sorted_strategy_biggest_first_and_one_pass():
+    cache = MetricCache(strategy="sorted")
+    for name, n in (("one", 1), ("three", 3), ("two", 2)):
+        cache.store_batch([(name, (t, 0.0)) for t in range(n)])
+    first = cache.pop_next()
+    assert first[0] == "three"
+    # a metric growing mid-pass does not jump the snapshot
+    cache.store_batch([("one", (t, 0.0)) for t in range(10, 20)])
+    assert drain_names(cache) == ["two", "one"]
+    assert cache.size == 0
+
+
+def test_max_strategy():
+    cache = MetricCache(strategy="max")
+    cache.store_batch([("a", (1, 1)), ("b", (1, 1)), ("b", (2, 1))])
+    assert cache.pop_next()[0] == "b"
+    cache.store_batch([("c", (t, 1)) for t in range(5)])
+    assert cache.pop_next()[0] == "c"
+    assert cache.pop_next()[0] == "a"
+    assert cache.pop_next() is None
+
+
+def test_naive_and_unknown_strategy_drain_everything():
+    for strategy in ("naive", "bogus"):
+        cache = MetricCache(strategy=strategy)
+        cache.store_batch([(f"m{i}", (1, i)) for i in range(5)])
+        names = drain_names(cache)
+        assert sorted(names) == [f"m{i}" for i in range(5)]
+        if strategy == "bogus":
+            assert names == [f"m{i}" for i in range(5)]  # insertion order
+
+
+def test_timesorted_oldest_first_with_lag():
+    now = [1000.0]
+    cache = MetricCache(strategy="timesorted", min_timestamp_lag=60, clock=lambda: now[0])
+    cache.store_batch([("new", (990, 1)), ("old", (100, 1)), ("mid", (500, 1)), ("old", (999, 2))])
+    assert drain_names(cache) == ["old", "mid"]  # "new" is only 10 s old
+    now[0] = 2000.0
+    assert drain_names(cache) == ["new"]
+
+
+def test_skip_leaves_points_cached():
+    cache = MetricCache()
+    cache.store_batch([("a", (1, 1)), ("b", (1, 1))])
+    assert drain_names(cache, skip={"a"}) == ["b"]
+    assert cache.get("a") == [(1, 1)] and cache.size == 1
+
+
+def test_in_flight_points_stay_visible_until_done():
+    cache = MetricCache()
+    cache.store_batch([("a", (1, 1.0)), ("a", (2, 2.0))])
+    name, points = cache.pop_next()
+    assert cache.size == 0
+    cache.store_batch([("a", (2, 20.0)), ("a", (3, 3.0))])
+    assert cache.get("a") == [(1, 1.0), (2, 20.0), (3, 3.0)]
+    cache.done("a")
+    assert cache.get("a") == [(2, 20.0), (3, 3.0)]
+
+
+def test_requeue_keeps_newer_values():
+    cache = MetricCache()
+    cache.store_batch([("a", (1, 1.0)), ("a", (2, 2.0))])
+    name, points = cache.pop_next()
+    cache.store_batch([("a", (2, 9.0))])
+    cache.requeue(name, points)
+    assert dict(cache.get("a")) == {1: 1.0, 2: 9.0}
+    assert cache.size == 2
+
+
+def test_backpressure_pause_and_resume():
+    flow = FakeFlow()
+    cache = MetricCache(max_points=10, flow=flow)
+    cache.store_batch([("a", (t, 1)) for t in range(8)])
+    assert flow.calls == []
+    cache.store_batch([("b", (t, 1)) for t in range(5)])  # 13 points: nothing dropped
+    assert cache.size == 13 and flow.calls == [("pause", FLOW_REASON)]
+    assert cache.collect_stats() == {"cache.size": 13, "cache.queues": 2, "cache.overflow": 3}
+    cache.store_batch([("a", (0, 5))])  # overwrite: no new overflow, no second pause
+    assert cache.collect_stats()["cache.overflow"] == 0
+    assert flow.calls == [("pause", FLOW_REASON)]
+    assert cache.pop_next()[0] == "a"  # 5 left < 9.5
+    assert flow.calls == [("pause", FLOW_REASON), ("resume", FLOW_REASON)]
+
+
+def test_resume_from_writer_thread_runs_on_loop():
+    import gevent
+
+    flow = FakeFlow()
+    cache = MetricCache(max_points=2, flow=flow)
+    cache.store_batch([("a", (1, 1)), ("a", (2, 1))])
+    worker = threading.Thread(target=cache.pop_next)
+    worker.start()
+    worker.join(5)
+    with gevent.Timeout(5):
+        while len(flow.calls) < 2:
+            gevent.sleep(0.01)
+    assert flow.calls[-1] == ("resume", FLOW_REASON)
+
+
+def test_thread_safety_smoke():
+    cache = MetricCache()
+    total = 20000
+    popped = []
+    stop = threading.Event()
+
+    def consumer():
+        while not stop.is_set() or cache.size:
+            item = cache.pop_next()
+            if item:
+                popped.append(len(item[1]))
+                cache.done(item[0])
+
+    worker = threading.Thread(target=consumer)
+    worker.start()
+    for start in range(0, total, 100):
+        cache.store_batch([(f"m{i % 37}", (start + i, 1.0)) for i in range(100)])
+        cache.get("m1")
+    stop.set()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert sum(popped) == total and cache.size == 0
+
+
+def test_new_names():
+    cache = MetricCache()
+    cache.store_batch([("a", (1, 1)), ("b", (1, 1)), ("a", (2, 1))])
+    assert cache.take_new_names() == ["a", "b"]
+    assert cache.take_new_names() == []

@@ -1,0 +1,112 @@
+import os
+import time
+
+import gevent
+import pytest
+
+from cadent.core.cache import MetricCache
+from cadent.core.write.drain import Drainer, TokenBucket
+from cadent.core.write.whisper import WhisperWriter
+
+
+def wait_until(predicate, timeout=5.0):
+    with gevent.Timeout(timeout):
+        while not predicate():
+            gevent.sleep(0.01)
+
+
+def test_token_bucket():
+    now = [0.0]
+    bucket = TokenBucket(2, 1, clock=lambda: now[0])
+    assert bucket.take() == 0 and bucket.take() == 0
+    assert bucket.take() == pytest.approx(1.0)
+    now[0] = 0.5
+    assert bucket.wait_time() == pytest.approx(0.5)
+    now[0] = 1.0
+    assert bucket.take() == 0
+    assert TokenBucket(float("inf"), float("inf")).take() == 0
+
+
+def test_throttled_writer_keeps_data_queryable(tmp_path):
+    now = int(time.time())
+    cache = MetricCache()
+    writer = WhisperWriter(str(tmp_path))
+    drainer = Drainer(cache, writer, max_updates_per_second=3)
+    drainer.start()
+    try:
+        names = [f"m.n{i}" for i in range(10)]
+        cache.store_batch([(n, (now - 60, 1.0)) for n in names])
+        # files are created at once, before the (throttled) updates
+        wait_until(lambda: all(os.path.exists(writer.path_for(n)) for n in names))
+        cache.store_batch([(n, (now, 2.0)) for n in names])
+        for n in names:
+            got = dict(cache.get(n))
+            assert got.get(now) == 2.0  # in cache or in flight: never invisible
+        time.sleep(0.3)
+        stats = drainer.collect_stats()
+        assert stats["updateOperations"] <= 4  # 3 tokens + ~1 refilled
+        assert stats["creates"] == 10 and stats["droppedCreates"] == 0
+    finally:
+        assert drainer.stop(timeout=10)
+    import whisper
+    for n in names:
+        _, values = whisper.fetch(writer.path_for(n), now - 120, now + 1)
+        assert values[-1] == 2.0 and values[-2] == 1.0
+    assert cache.size == 0 and cache.get("m.n0") == []
+
+
+def test_create_limit_keeps_points(tmp_path):
+    cache = MetricCache()
+    writer = WhisperWriter(str(tmp_path))
+    drainer = Drainer(cache, writer, max_updates_per_second=float("inf"), max_creates_per_minute=2)
+    now = int(time.time())
+    cache.store_batch([(f"c.{i}", (now, float(i))) for i in range(4)])
+    for _ in range(10):
+        drainer.step()
+    assert drainer.collect_stats()["creates"] == 2
+    assert drainer.pending_creates == 2
+    assert cache.size == 2  # the two not yet created are still cached
+    assert sorted(n for n in ("c.0", "c.1", "c.2", "c.3") if cache.get(n)) == ["c.2", "c.3"]
+    assert drainer.stop(timeout=5)  # shutdown ignores the limits
+    assert all(os.path.exists(writer.path_for(f"c.{i}")) for i in range(4))
+
+
+class FailingWriter(WhisperWriter):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fail = True
+        self.attempts = 0
+
+    def write(self, name, points):
+        self.attempts += 1
+        if self.fail:
+            raise OSError(28, "No space left on device")
+        return super().write(name, points)
+
+
+def test_write_error_backs_off_and_retries(tmp_path):
+    cache = MetricCache()
+    writer = FailingWriter(str(tmp_path))
+    drainer = Drainer(cache, writer, max_updates_per_second=float("inf"))
+    drainer.start()
+    try:
+        now = int(time.time())
+        cache.store_batch([("d.x", (now, 1.0))])
+        wait_until(lambda: writer.attempts >= 1)
+        time.sleep(0.3)
+        assert writer.attempts <= 2  # backing off, not spinning
+        assert cache.get("d.x") == [(now, 1.0)]
+        assert drainer.collect_stats()["errors"] >= 1
+        writer.fail = False
+        wait_until(lambda: cache.size == 0 and cache.get("d.x") == [], timeout=5)
+    finally:
+        assert drainer.stop(timeout=5)
+
+
+def test_stop_reports_unwritten(tmp_path):
+    cache = MetricCache()
+    writer = FailingWriter(str(tmp_path))
+    drainer = Drainer(cache, writer)
+    cache.store_batch([("e.x", (int(time.time()), 1.0))])
+    assert drainer.stop(timeout=0.5) is False
+    assert cache.size == 1
