@@ -89,6 +89,17 @@ def main() -> None:
     rate = best_rate(parse_all, args.lines, args.repeat)
     print("plaintext parse (TCP, 64 KiB reads): %.2fM lines/s" % (rate / 1e6))
 
+    dirty = [b"this line is invalid\n" + read for read in reads]
+
+    def parse_dirty():
+        line_parser = LineParser()
+        for read in dirty:
+            line_parser.feed(read)
+
+    rate = best_rate(parse_dirty, args.lines, args.repeat)
+    print("plaintext parse (TCP, one invalid line in every 64 KiB read: line-by-line path): "
+          "%.2fM lines/s" % (rate / 1e6))
+
     datagrams = line_aligned(stream, 1400)
 
     def parse_udp():
@@ -116,6 +127,20 @@ def main() -> None:
 
     rate = best_rate(parse_pickle, args.lines, args.repeat)
     print("pickle parse (500-point frames, 64 KiB reads): %.2fM points/s" % (rate / 1e6))
+
+    int_frames = b"".join(
+        encode_pickle([(name, (int(ts), value)) for name, (ts, value) in burst])
+        for burst in bursts
+    )
+    int_reads = chunks(int_frames, READ_SIZE)
+
+    def parse_int_pickle():
+        pickle_parser = PickleFrameParser()
+        for read in int_reads:
+            pickle_parser.feed(read)
+
+    rate = best_rate(parse_int_pickle, args.lines, args.repeat)
+    print("pickle parse (int timestamps, converted item by item): %.2fM points/s" % (rate / 1e6))
 
     rate = best_rate(lambda: [encode_lines(b) for b in bursts], args.lines, args.repeat)
     print("line encode (500-point bursts): %.2fM points/s" % (rate / 1e6))

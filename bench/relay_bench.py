@@ -12,7 +12,7 @@ comes from bench/loadgen.py in its own process. Measured per run:
 
     python bench/relay_bench.py --names 10000 --points 2000000 [--only cadent]
 
-carbon-relay.py is much slower, so it gets ``--carbon-points`` (default points/10):
+carbon-relay.py is much slower, so it gets ``--carbon-points`` (default points/5):
 compare rates, not totals.
 """
 
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--points", type=int, default=2_000_000,
                     help="datapoints per run for cadent and carbon-c-relay")
     ap.add_argument("--carbon-points", type=int, default=None,
-                    help="datapoints per run for carbon-relay.py (default points/10)")
+                    help="datapoints per run for carbon-relay.py (default points/5)")
     ap.add_argument("--only", action="append", choices=TARGETS,
                     help="run only this target (repeatable)")
     ap.add_argument("--workers", type=int, default=1,
@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sink-protocol", choices=("pickle", "line"), default="pickle",
                     help="DESTINATION_PROTOCOL for cadent and carbon-relay (carbon-c-relay: line)")
     ap.add_argument("--carbon-impl", choices=("pypi", "debian"), default="pypi")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per target and name count; the median-rate run is reported")
     ap.add_argument("--json", action="store_true", help="also print rows as JSON lines")
     return ap
 
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if "carbon-c-relay" in targets and not shutil.which("carbon-c-relay"):
         print("carbon-c-relay is not installed: skipping it", file=sys.stderr)
         targets.remove("carbon-c-relay")
-    carbon_points = args.carbon_points or max(1, args.points // 10)
+    carbon_points = args.carbon_points or max(1, args.points // 5)
     rows = []
     failed = False
     for names in (int(n) for n in args.names.split(",")):
@@ -193,11 +195,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {target} names={names} points={points} ...", file=sys.stderr,
                   flush=True)
             try:
-                row = run_one(target, names, points, args)
+                runs = [run_one(target, names, points, args) for _ in range(args.repeat)]
             except Exception as exc:        # one broken target must not hide the others
                 print(f"{target} names={names} failed: {exc}", file=sys.stderr)
                 failed = True
                 continue
+            row = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]   # median by rate
             if not row["relay_alive"]:
                 print(f"{target} names={names}: relay died during the run", file=sys.stderr)
                 failed = True

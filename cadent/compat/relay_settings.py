@@ -94,7 +94,7 @@ def build_relay_router(conf: CarbonSettings) -> BaseRouter:
     relay_rules = read_relay_rules(conf.relay_rules) if method == "rules" else None
     aggregation_rules = None
     if method in ("aggregated-consistent-hashing", "fast-aggregated-hashing"):
-        aggregation_rules = read_aggregation_rules(conf.aggregation_rules)
+        aggregation_rules = read_aggregation_rules(conf.aggregation_rules, missing_ok=True)
     try:
         return build_router(
             method, destinations,

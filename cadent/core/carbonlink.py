@@ -17,29 +17,19 @@ request gets ``{'error': <reason>}``. Queried names are normalised like stored n
 
 from __future__ import annotations
 
-import io
 import logging
 import pickle
 import struct
 import traceback
 from typing import Any, Callable
 
+from cadent.core.parse.pickle import safe_loads
 from cadent.core.tags import normalize_name
 
 log = logging.getLogger(__name__)
 
 HEADER = struct.Struct("!I")
 REPLY_PROTOCOL = 2
-
-
-class _NoGlobalsUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        raise pickle.UnpicklingError(f"global '{module}.{name}' is forbidden")
-
-
-def safe_loads(data: bytes) -> Any:
-    """Unpickle ``data`` refusing every global (no classes, no functions, no reduce)."""
-    return _NoGlobalsUnpickler(io.BytesIO(data), encoding="utf-8").load()
 
 
 def frame(body: bytes) -> bytes:

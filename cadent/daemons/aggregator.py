@@ -5,13 +5,10 @@
 Aggregates are generated here and go straight to routing (no filter, no rewrite). Routing is
 always ``consistent-hashing`` whatever RELAY_METHOD says, as in carbon. One greenlet drives the
 aggregation timers (:data:`TICK_SECONDS`); another re-reads aggregation-rules.conf and
-rewrite-rules.conf when their mtime changes (every 10 s, as carbon does; SIGHUP forces it).
-Unlike carbon, a rules reload keeps the buffered intervals (see
-:mod:`cadent.core.aggregate.buffers`). SIGTERM stops the receivers, emits every interval
-holding unsent values, then drains the queues.
-
-WORKERS must be 1: aggregates of one output computed in several processes would overwrite
-each other downstream.
+rewrite-rules.conf when their mtime changes (every :data:`RULES_CHECK_SECONDS`, as carbon
+does; SIGHUP forces it). A bad rule file keeps the running rules. Unlike carbon, a rules reload
+keeps the buffered intervals (see :mod:`cadent.core.aggregate.buffers`). SIGTERM stops the
+receivers, emits every interval holding unsent values, then drains the queues.
 """
 
 from __future__ import annotations
@@ -20,24 +17,18 @@ import argparse
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import TextIO
 
-from cadent.compat.aggregation_rules import AggregationRule, read_aggregation_rules
-from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
-from cadent.compat.errors import ConfigError
-from cadent.compat.lists import MetricFilter
-from cadent.compat.relay_settings import (
-    OutputConfig, SelfMetricsConfig, build_relay_router, metric_filter, output_config,
-    receiver_config, self_metrics_config,
+from cadent.compat.aggregator_settings import (
+    AggregatorSettings, load_aggregator_settings, read_aggregator_rules,
 )
+from cadent.compat.errors import ConfigError
 from cadent.core.aggregate.aggregator import Aggregator
 from cadent.core.aggregate.pipeline import AggregatorPipeline
 from cadent.core.flow import FlowControl
-from cadent.core.net.inputs import Inputs, ReceiverConfig
+from cadent.core.net.inputs import Inputs
 from cadent.core.net.output import RoutedOutput
 from cadent.core.point import Batch
-from cadent.core.route.routers import BaseRouter
 from cadent.core.stats import ProcessGauges, SelfMetricsReporter, Stats
 
 log = logging.getLogger(__name__)
@@ -46,64 +37,21 @@ TICK_SECONDS = 0.1
 RULES_CHECK_SECONDS = 10.0
 
 
-def _read_rewrite_rules(path: str):
-    from cadent.compat.rewrite_rules import read_rewrite_rules
-
-    return read_rewrite_rules(path) if os.path.exists(path) else None
-
-
-@dataclass(frozen=True)
-class AggregatorSettings:
-    conf: CarbonSettings
-    receivers: ReceiverConfig
-    router: BaseRouter
-    output: OutputConfig
-    metric_filter: MetricFilter | None
-    self_metrics: SelfMetricsConfig
-    aggregation_rules: tuple[AggregationRule, ...]
-    rewrite_rules: object | None  # cadent.compat.rewrite_rules.RewriteRules
-    forward_all: bool
-    max_aggregation_intervals: int
-    write_back_frequency: float | None
-    drain_seconds: float
-
-    @property
-    def pidfile(self) -> str:
-        return self.conf.pidfile
-
-    @property
-    def log_dir(self) -> str:
-        return self.conf.log_dir
-
-
-def load_aggregator_settings(path: str | None, instance: str | None = None) -> AggregatorSettings:
-    """Read carbon.conf's ``[aggregator]`` (+ ``[aggregator:instance]``) and every file it names."""
-    conf = read_carbon_conf(path, "aggregator", instance, overrides={"RELAY_METHOD": "consistent-hashing"})
-    if int(conf.WORKERS) != 1:
-        raise ConfigError(conf.path, None, "WORKERS must be 1 for the aggregator: several processes "
-                          "would each emit partial aggregates of the same outputs")
-    wbf = conf.WRITE_BACK_FREQUENCY
-    return AggregatorSettings(
-        conf=conf,
-        receivers=receiver_config(conf, reuse_port=False),
-        router=build_relay_router(conf),
-        output=output_config(conf),
-        metric_filter=metric_filter(conf),
-        self_metrics=self_metrics_config(conf),
-        aggregation_rules=tuple(read_aggregation_rules(conf.aggregation_rules)),
-        rewrite_rules=_read_rewrite_rules(conf.rewrite_rules),
-        forward_all=bool(conf.FORWARD_ALL),
-        max_aggregation_intervals=int(conf.MAX_AGGREGATION_INTERVALS),
-        write_back_frequency=None if wbf in (None, "") else float(wbf),
-        drain_seconds=float(conf.SHUTDOWN_DRAIN_SECONDS),
-    )
-
-
 def _mtime(path: str) -> float | None:
     try:
         return os.stat(path).st_mtime
     except OSError:
         return None
+
+
+def build_pipeline(settings: AggregatorSettings) -> AggregatorPipeline:
+    """The pure aggregate stage the settings describe."""
+    aggregator = Aggregator(
+        settings.rules.aggregation, forward_all=settings.forward_all,
+        max_aggregation_intervals=settings.max_aggregation_intervals,
+        write_back_frequency=settings.write_back_frequency_s,
+        log_misses=settings.log_misses)
+    return AggregatorPipeline.from_rewrite_rules(aggregator, settings.rules.rewrite)
 
 
 class AggregatorService:
@@ -119,12 +67,8 @@ class AggregatorService:
             settings.router, flow=self.flow, stats=self.stats, protocol=out.protocol,
             max_queue_points=out.max_queue_points, low_watermark_pct=out.low_watermark_pct,
             batch_points=out.batch_points, stall_seconds=out.stall_seconds)
-        self.aggregator = Aggregator(
-            settings.aggregation_rules, forward_all=settings.forward_all,
-            max_aggregation_intervals=settings.max_aggregation_intervals,
-            write_back_frequency=settings.write_back_frequency,
-            log_misses=bool(settings.conf.LOG_AGGREGATOR_MISSES))
-        self.pipeline = AggregatorPipeline.from_rewrite_rules(self.aggregator, settings.rewrite_rules)
+        self.pipeline = build_pipeline(settings)
+        self.aggregator = self.pipeline.aggregator
         self.stats.gauge("allocatedBuffers", lambda: self.aggregator.allocated_buffers)
         self.stats.gauge("bufferedDatapoints", lambda: self.aggregator.buffered_datapoints)
         self.metric_filter = settings.metric_filter
@@ -133,8 +77,7 @@ class AggregatorService:
         self.reporter = SelfMetricsReporter(
             self.stats, self.output.send, prefix=sm.prefix, kind="aggregator",
             instance=sm.instance, interval_s=sm.interval_s)
-        conf = settings.conf
-        self._rule_files = (conf.aggregation_rules, conf.rewrite_rules)
+        self._rule_files = settings.rule_files
         self._mtimes = tuple(_mtime(p) for p in self._rule_files)
         self._greenlets: list = []
 
@@ -173,10 +116,7 @@ class AggregatorService:
         while True:
             gevent.sleep(RULES_CHECK_SECONDS)
             if tuple(_mtime(p) for p in self._rule_files) != self._mtimes:
-                try:
-                    self.reload()
-                except Exception:
-                    log.exception("rules reload failed; keeping the running rules")
+                self.reload()
 
     def start(self) -> None:
         import gevent
@@ -198,46 +138,68 @@ class AggregatorService:
         self.reporter.stop()
         return self.output.stop(self.settings.drain_seconds) == 0
 
-    def reload(self) -> None:
-        """Re-read aggregation-rules.conf and rewrite-rules.conf (mtime change or SIGHUP)."""
-        agg_path, rewrite_path = self._rule_files
+    def reload(self) -> bool:
+        """Re-read aggregation-rules.conf and rewrite-rules.conf (mtime change or SIGHUP).
+
+        A bad file is logged with its ``file:line`` and the running rules stay; returns
+        whether the new rules are in use.
+        """
         self._mtimes = tuple(_mtime(p) for p in self._rule_files)
-        rules = read_aggregation_rules(agg_path)
-        rewrite = _read_rewrite_rules(rewrite_path)
-        self.aggregator.replace_rules(rules)
-        self.pipeline.set_rewrite_rules(rewrite)
-        log.info("reloaded %d aggregation rules from %s and rewrite rules from %s",
-                 len(rules), agg_path, rewrite_path)
+        try:
+            rules = read_aggregator_rules(self.settings.conf)
+        except ConfigError as exc:
+            log.error("rules not reloaded, keeping the running ones: %s", exc)
+            return False
+        self.aggregator.replace_rules(rules.aggregation)
+        self.pipeline.set_rewrite_rules(rules.rewrite)
+        log.info("reloaded %d aggregation rules from %s and %d+%d rewrite rules from %s",
+                 len(rules.aggregation), self._rule_files[0], len(rules.rewrite.pre),
+                 len(rules.rewrite.post), self._rule_files[1])
+        return True
 
 
 def run_test(settings: AggregatorSettings, stdin: TextIO, stdout: TextIO) -> int:
-    """For each metric name on stdin print, tab-separated: the name, the name after [pre], the
-    aggregate outputs it feeds (``-`` for none), ``forward``/``no-forward``, the name the raw
-    point is relayed under (after [post]) and its destinations."""
-    pipeline = AggregatorPipeline.from_rewrite_rules(
-        Aggregator(settings.aggregation_rules, forward_all=settings.forward_all), settings.rewrite_rules)
+    """For each metric name on stdin print one tab-separated line:
+
+    ``name  pre=<name after [pre]>  aggregates=<output>(<freq>,<method>),...|-
+    forward=<name after [post]>|no  <destinations of the forwarded name>...``
+
+    and one further line per aggregate output, ``  -> <output>  <its destinations>``.
+    """
+    pipeline = build_pipeline(settings)
     router = settings.router
+
+    def where(name: str) -> list[str]:
+        return [f"{d.host}:{d.port}:{d.instance or ''}" for d in router.destinations_for(name)]
+
     for line in stdin:
-        name = line.rstrip("\r\n")
+        name = line.strip()
         if not name:
             continue
         renamed = pipeline.pre([(name, (0.0, 0.0))])[0][0] if pipeline.pre else name
         outputs, forward = pipeline.aggregator.matches(renamed)
-        relayed = pipeline.post([(renamed, (0.0, 0.0))])[0][0] if pipeline.post else renamed
-        dests = [f"{d.host}:{d.port}:{d.instance or ''}" for d in router.destinations_for(relayed)]
-        fields = [name, renamed, ",".join(o for o, _, _ in outputs) or "-",
-                  "forward" if forward else "no-forward", relayed] + dests
+        aggregates = ",".join(f"{o}({f},{m})" for o, f, m in outputs) or "-"
+        fields = [name, f"pre={renamed}", f"aggregates={aggregates}"]
+        if forward:
+            relayed = pipeline.post([(renamed, (0.0, 0.0))])[0][0] if pipeline.post else renamed
+            fields += [f"forward={relayed}"] + where(relayed)
+        else:
+            fields.append("forward=no")
         stdout.write("\t".join(fields) + "\n")
+        for output, _, _ in dict.fromkeys(outputs):
+            stdout.write("\t".join(["  ->", output] + where(output)) + "\n")
     stdout.flush()
     return 0
 
 
 def _load(args: argparse.Namespace) -> AggregatorSettings:
-    return load_aggregator_settings(args.config, args.instance)
+    from cadent.daemons.cli import path_overrides
+
+    return load_aggregator_settings(args.config, args.instance, path_overrides(args))
 
 
 def _describe(settings: AggregatorSettings) -> str:
-    return (f"({len(settings.aggregation_rules)} aggregation rules, "
+    return (f"({len(settings.rules.aggregation)} aggregation rules, "
             f"{len(settings.router.destinations)} destinations)")
 
 

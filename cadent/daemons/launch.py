@@ -14,3 +14,15 @@ def _run(role: str) -> int:
 
 def relay() -> int:
     return _run("relay")
+
+
+def aggregator() -> int:
+    return _run("aggregator")
+
+
+def cache() -> int:
+    return _run("cache")
+
+
+def statsd() -> int:
+    return _run("statsd")

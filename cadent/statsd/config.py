@@ -207,6 +207,49 @@ def _fork_count(value: Any) -> int | str:
     return count
 
 
+def _workers(value: Any) -> int:
+    if value == "auto":
+        return os.cpu_count() or 1
+    count = _int(value)
+    if count < 1:
+        raise ValueError(f"must be >= 1 or 'auto', got {value!r}")
+    return count
+
+
+def _destinations(value: Any) -> tuple[tuple[str, int, str | None], ...]:
+    """``["host:port[:instance]", {host, port, instance}, ...]`` → (host, port, instance)."""
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split() if v]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError("expected a non-empty list of 'host:port[:instance]' or {host, port}")
+    out = []
+    for entry in value:
+        if isinstance(entry, Mapping):
+            if "host" not in entry or "port" not in entry:
+                raise ValueError(f"destination {entry!r} needs host and port")
+            out.append((_str(entry["host"]), _port(entry["port"]), _opt_str(entry.get("instance"))))
+            continue
+        parts = _str(entry).split(":")
+        if len(parts) not in (2, 3) or not parts[0]:
+            raise ValueError(f"destination {entry!r} is not host:port[:instance]")
+        out.append((parts[0], _port(parts[1]), parts[2] if len(parts) == 3 and parts[2] else None))
+    return tuple(out)
+
+
+def _positive_int(value: Any) -> int:
+    number = _int(value)
+    if number < 1:
+        raise ValueError(f"must be a positive integer, got {value!r}")
+    return number
+
+
+def _seconds(value: Any) -> float:
+    number = _number(value)
+    if number < 0:
+        raise ValueError(f"must be >= 0 seconds, got {value!r}")
+    return number
+
+
 def _choice(*allowed: str) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         text = _str(value)
@@ -265,6 +308,16 @@ STATSD_SETTINGS: tuple[Setting, ...] = (
     Setting("graphite", "graphite", _mapping, MappingProxyType({}), "graphite backend naming"),
     Setting("repeater", "repeater", _repeater, (), "repeater backend targets"),
     Setting("repeaterProtocol", "repeater_protocol", _choice("udp4", "udp6", "tcp"), "udp4", ""),
+    # cadent's own keys (statsd ignores nothing silently, so these only appear in cadent configs)
+    Setting("workers", "workers", _workers, 1, "processes sharing the UDP port ('auto' = cpus)"),
+    Setting("graphiteDestinations", "graphite_destinations", _destinations, (),
+            "several carbons ('host:port[:instance]'), consistent-hashed like carbon-relay"),
+    Setting("maxQueuePoints", "max_queue_points", _positive_int, 5_000_000, "lines queued per carbon"),
+    Setting("shutdownDrainSeconds", "drain_seconds", _seconds, 30.0, "delivery time at shutdown"),
+    Setting("udpReceiveBuffer", "udp_receive_buffer", _positive_int, 16 * 1024 * 1024,
+            "UDP socket receive buffer, bytes"),
+    Setting("pidfile", "pidfile", _opt_str, None, "pid file (default under the runtime dir)"),
+    Setting("logDir", "log_dir", _opt_str, None, "log directory when daemonised"),
 )
 
 GRAPHITE_SETTINGS: tuple[Setting, ...] = (
@@ -292,6 +345,8 @@ PROXY_SETTINGS: tuple[Setting, ...] = (
     Setting("server", "server", _choice("./servers/udp", "./servers/tcp"), "./servers/udp", ""),
     Setting("healthStatus", "health_status", _choice("up", "down"), "up", "initial health"),
     Setting("debug", "debug", _bool, False, "debug logging"),
+    Setting("pidfile", "pidfile", _opt_str, None, "pid file (default under the runtime dir)"),
+    Setting("logDir", "log_dir", _opt_str, None, "log directory when daemonised"),
 )
 
 
@@ -341,6 +396,13 @@ class StatsdSettings:
     global_suffix: str = ""
     repeater: tuple[RepeaterTarget, ...] = ()
     repeater_protocol: str = "udp4"
+    workers: int = 1
+    graphite_destinations: tuple[tuple[str, int, str | None], ...] = ()
+    max_queue_points: int = 5_000_000
+    drain_seconds: float = 30.0
+    udp_receive_buffer: int = 16 * 1024 * 1024
+    pidfile: str | None = None
+    log_dir: str | None = None
     raw: Mapping = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -372,6 +434,8 @@ class ProxySettings:
     server: str = "./servers/udp"
     health_status: str = "up"
     debug: bool = False
+    pidfile: str | None = None
+    log_dir: str | None = None
     raw: Mapping = field(default_factory=lambda: MappingProxyType({}))
 
 

@@ -44,7 +44,7 @@ class DestinationSender:
         destination: Destination,
         queue: PointQueue,
         *,
-        protocol: str = "pickle",
+        protocol: str | Callable[[Batch], bytes] = "pickle",
         batch_points: int = 500,
         stats: Stats | None = None,
         connect_timeout_s: float = 5.0,
@@ -52,12 +52,13 @@ class DestinationSender:
         backoff_max_s: float = 5.0,
         tcp_keepalive: bool = True,
     ) -> None:
-        if protocol not in ENCODERS:
+        # A callable is the encoder itself (e.g. statsd's pre-formatted lines).
+        if not callable(protocol) and protocol not in ENCODERS:
             raise ValueError(f"unknown destination protocol {protocol!r} (pickle or line)")
         self.destination = destination
         self.queue = queue
         self.protocol = protocol
-        self.encode = ENCODERS[protocol]
+        self.encode = protocol if callable(protocol) else ENCODERS[protocol]
         self.batch_points = batch_points
         self.stats = stats if stats is not None else Stats()
         self.connect_timeout_s = connect_timeout_s

@@ -179,6 +179,8 @@ class Drainer:
                 sleep(min(wait, 0.1))
                 if self._stopping:
                     return worked
+                # new metrics get their files while the update budget refills
+                worked = self._create_pending(limit) or worked
                 wait = self._updates.take()
         item = self.cache.pop_next(_Skip(self._pending, self._retry_at, self._clock()))
         if item is None:

@@ -1,0 +1,141 @@
+"""carbon.conf ``[aggregator]`` (plus its rule files) → the aggregator's typed settings.
+
+RELAY_METHOD is forced to ``consistent-hashing`` whatever the file says, as carbon-aggregator
+does. aggregation-rules.conf must exist (carbon-aggregator refuses to start without it);
+rewrite-rules.conf is optional. Receivers, output, filters and self-metrics are read with the
+relay's helpers from :mod:`cadent.compat.relay_settings`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from cadent.compat.aggregation_rules import AggregationRule, read_aggregation_rules
+from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
+from cadent.compat.errors import ConfigError
+from cadent.compat.lists import MetricFilter
+from cadent.compat.relay_settings import (
+    OutputConfig, SelfMetricsConfig, build_relay_router, metric_filter, output_config,
+    receiver_config, self_metrics_config,
+)
+from cadent.compat.rewrite_rules import RewriteRules, read_rewrite_rules
+from cadent.core.net.inputs import ReceiverConfig
+from cadent.core.route.routers import BaseRouter
+
+FORCED_RELAY_METHOD = "consistent-hashing"
+
+
+@dataclass(frozen=True)
+class AggregatorRules:
+    """The two rule files the aggregator re-reads on a reload."""
+
+    aggregation: tuple[AggregationRule, ...]
+    rewrite: RewriteRules
+
+
+@dataclass(frozen=True)
+class AggregatorSettings:
+    conf: CarbonSettings
+    receivers: ReceiverConfig
+    router: BaseRouter
+    output: OutputConfig
+    metric_filter: MetricFilter | None
+    self_metrics: SelfMetricsConfig
+    rules: AggregatorRules
+    forward_all: bool
+    max_aggregation_intervals: int
+    write_back_frequency_s: float | None
+    log_misses: bool
+    drain_seconds: float
+
+    @property
+    def pidfile(self) -> str:
+        return self.conf.pidfile
+
+    @property
+    def log_dir(self) -> str:
+        return self.conf.log_dir
+
+    @property
+    def rule_files(self) -> tuple[str, str]:
+        """(aggregation-rules path, rewrite-rules path)."""
+        return (self.conf.aggregation_rules, self.conf.rewrite_rules)
+
+
+def read_aggregator_rules(conf: CarbonSettings) -> AggregatorRules:
+    """Read aggregation-rules.conf (required) and rewrite-rules.conf (optional).
+
+    Raises :class:`ConfigError` at ``file:line`` for the first bad rule.
+    """
+    return AggregatorRules(
+        aggregation=tuple(read_aggregation_rules(conf.aggregation_rules)),
+        rewrite=read_rewrite_rules(conf.rewrite_rules),
+    )
+
+
+def _setting_line(conf: CarbonSettings, key: str) -> int:
+    """The last line of the config file that sets ``key`` (0 when not found)."""
+    if not conf.path:
+        return 0
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*[=:]", re.IGNORECASE)
+    found = 0
+    try:
+        with open(conf.path, encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, start=1):
+                if pattern.match(line):
+                    found = number
+    except OSError:
+        return 0
+    return found
+
+
+def _positive_int(conf: CarbonSettings, key: str, minimum: int) -> int:
+    value = conf[key]
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = minimum - 1
+    if number < minimum:
+        raise ConfigError(conf.path or "<defaults>", _setting_line(conf, key),
+                          f"{key} must be an integer ≥ {minimum}, got {value!r}")
+    return number
+
+
+def load_aggregator_settings(path: str | None, instance: str | None = None,
+                             overrides: Mapping[str, str] | None = None) -> AggregatorSettings:
+    """Read carbon.conf's ``[aggregator]`` (+ ``[aggregator:instance]``) and every file it names.
+
+    ``overrides`` are the command line's paths (``pidfile``, ``logdir``).
+    """
+    forced = dict(overrides or {})
+    forced["RELAY_METHOD"] = FORCED_RELAY_METHOD
+    conf = read_carbon_conf(path, "aggregator", instance, forced)
+    if int(conf.WORKERS) != 1:
+        raise ConfigError(conf.path or "<defaults>", _setting_line(conf, "WORKERS"),
+                          "WORKERS must be 1 for the aggregator: several processes would each "
+                          "emit partial aggregates of the same outputs")
+    wbf = conf.WRITE_BACK_FREQUENCY
+    if wbf in (None, ""):
+        write_back = None
+    else:
+        write_back = float(_positive_int(conf, "WRITE_BACK_FREQUENCY", 1))
+    return AggregatorSettings(
+        conf=conf,
+        receivers=receiver_config(conf, reuse_port=False),
+        router=build_relay_router(conf),
+        output=output_config(conf),
+        metric_filter=metric_filter(conf),
+        self_metrics=self_metrics_config(conf),
+        rules=read_aggregator_rules(conf),
+        forward_all=bool(conf.FORWARD_ALL),
+        max_aggregation_intervals=_positive_int(conf, "MAX_AGGREGATION_INTERVALS", 1),
+        write_back_frequency_s=write_back,
+        log_misses=bool(conf.LOG_AGGREGATOR_MISSES),
+        drain_seconds=float(conf.SHUTDOWN_DRAIN_SECONDS),
+    )
+
+
+__all__ = ["AggregatorRules", "AggregatorSettings", "FORCED_RELAY_METHOD", "load_aggregator_settings",
+           "read_aggregator_rules"]

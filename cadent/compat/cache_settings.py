@@ -1,0 +1,159 @@
+"""carbon.conf ``[cache]`` (plus storage-schemas.conf / storage-aggregation.conf) → typed settings.
+
+The cache's pieces never see carbon's setting names: this module reads them once and hands
+over a :class:`CacheSettings`. Receivers, the white/blacklist and the self-metrics use the
+same readers as the relay.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
+from cadent.compat.errors import ConfigError
+from cadent.compat.lists import MetricFilter
+from cadent.compat.relay_settings import (SelfMetricsConfig, metric_filter, receiver_config,
+                                          self_metrics_config)
+from cadent.compat.storage_aggregation import StorageAggregation, load_storage_aggregation
+from cadent.compat.storage_schemas import StorageSchemas, load_storage_schemas
+from cadent.core.cache import STRATEGIES
+from cadent.core.net.inputs import ReceiverConfig
+
+SCHEMAS_FILE = "storage-schemas.conf"
+AGGREGATION_FILE = "storage-aggregation.conf"
+
+
+@dataclass(frozen=True)
+class WhisperConfig:
+    """Where and how whisper files are written (carbon's WHISPER_* and TAG_HASH_FILENAMES)."""
+
+    data_dir: str
+    autoflush: bool
+    sparse: bool
+    fallocate: bool
+    lock_writes: bool
+    fadvise_random: bool
+    tag_hash_filenames: bool
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """The in-memory cache and the writer loop's limits."""
+
+    max_points: float                 # MAX_CACHE_SIZE (inf: unbounded)
+    strategy: str                     # CACHE_WRITE_STRATEGY
+    min_timestamp_lag: int            # MIN_TIMESTAMP_LAG
+    max_updates_per_second: float     # inf: no limit
+    max_creates_per_minute: float     # inf: no limit
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    conf: CarbonSettings
+    receivers: ReceiverConfig
+    metric_filter: MetricFilter | None
+    self_metrics: SelfMetricsConfig
+    cache: CacheConfig
+    whisper: WhisperConfig
+    schemas_path: str
+    aggregation_path: str
+    schemas: StorageSchemas
+    aggregations: StorageAggregation
+    carbonlink: tuple[str, int] | None   # None: CACHE_QUERY_PORT = 0
+    drain_seconds: float
+
+    @property
+    def pidfile(self) -> str:
+        return self.conf.pidfile
+
+    @property
+    def log_dir(self) -> str:
+        return self.conf.log_dir
+
+
+def _limit(value, path: str | None, name: str) -> float:
+    """A rate limit: None/inf/0 or less → no limit (math.inf)."""
+    if value is None:
+        return math.inf
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(path or "carbon.conf", 0, f"{name} must be a number, not {value!r}") from None
+    return math.inf if number <= 0 or math.isinf(number) else number
+
+
+def cache_config(conf: CarbonSettings) -> CacheConfig:
+    strategy = str(conf.CACHE_WRITE_STRATEGY).strip().lower()
+    if strategy not in STRATEGIES:
+        raise ConfigError(conf.path or "carbon.conf", 0, f"CACHE_WRITE_STRATEGY must be one of "
+                                           f"{', '.join(STRATEGIES)}, not {strategy!r}")
+    max_points = conf.MAX_CACHE_SIZE
+    max_points = math.inf if max_points is None or float(max_points) <= 0 else float(max_points)
+    return CacheConfig(
+        max_points=max_points,
+        strategy=strategy,
+        min_timestamp_lag=int(conf.MIN_TIMESTAMP_LAG or 0),
+        max_updates_per_second=_limit(conf.MAX_UPDATES_PER_SECOND, conf.path,
+                                      "MAX_UPDATES_PER_SECOND"),
+        max_creates_per_minute=_limit(conf.MAX_CREATES_PER_MINUTE, conf.path,
+                                      "MAX_CREATES_PER_MINUTE"),
+    )
+
+
+def whisper_config(conf: CarbonSettings) -> WhisperConfig:
+    database = str(conf.DATABASE or "whisper").lower()
+    if database != "whisper":
+        raise ConfigError(conf.path or "carbon.conf", 0, f"DATABASE = {database}: only whisper is supported")
+    return WhisperConfig(
+        data_dir=conf.LOCAL_DATA_DIR,
+        autoflush=bool(conf.WHISPER_AUTOFLUSH),
+        sparse=bool(conf.WHISPER_SPARSE_CREATE),
+        fallocate=bool(conf.WHISPER_FALLOCATE_CREATE),
+        lock_writes=bool(conf.WHISPER_LOCK_WRITES),
+        fadvise_random=bool(conf.WHISPER_FADVISE_RANDOM),
+        tag_hash_filenames=bool(conf.TAG_HASH_FILENAMES),
+    )
+
+
+def load_storage_rules(conf_dir: str) -> tuple[str, str, StorageSchemas, StorageAggregation]:
+    """(schemas path, aggregation path, schemas, aggregations) from ``conf_dir``.
+
+    A missing storage-schemas.conf or a bad entry in either file raises ConfigError with the
+    file and line, as carbon refuses to start; a missing storage-aggregation.conf means the
+    defaults (xFilesFactor 0.5, average).
+    """
+    schemas_path = os.path.join(conf_dir, SCHEMAS_FILE)
+    aggregation_path = os.path.join(conf_dir, AGGREGATION_FILE)
+    return (schemas_path, aggregation_path, load_storage_schemas(schemas_path),
+            load_storage_aggregation(aggregation_path))
+
+
+def load_cache_settings(path: str | None, instance: str | None = None,
+                        overrides: dict | None = None) -> CacheSettings:
+    """Read carbon.conf's ``[cache]`` (+ ``[cache:instance]``) and the storage rule files.
+
+    ``overrides`` are the command line's paths (``pidfile``, ``logdir``).
+    """
+    conf = read_carbon_conf(path, "cache", instance, overrides)
+    schemas_path, aggregation_path, schemas, aggregations = load_storage_rules(conf.CONF_DIR)
+    port = int(conf.CACHE_QUERY_PORT or 0)
+    return CacheSettings(
+        conf=conf,
+        receivers=receiver_config(conf, reuse_port=False),
+        metric_filter=metric_filter(conf),
+        self_metrics=self_metrics_config(conf),
+        cache=cache_config(conf),
+        whisper=whisper_config(conf),
+        schemas_path=schemas_path,
+        aggregation_path=aggregation_path,
+        schemas=schemas,
+        aggregations=aggregations,
+        carbonlink=(conf.CACHE_QUERY_INTERFACE, port) if port else None,
+        drain_seconds=float(conf.SHUTDOWN_DRAIN_SECONDS),
+    )
+
+
+__all__ = ["CacheConfig", "CacheSettings", "WhisperConfig", "cache_config",
+           "load_cache_settings", "load_storage_rules", "whisper_config"]

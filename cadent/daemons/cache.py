@@ -1,0 +1,200 @@
+"""cadent-cache: a carbon-cache drop-in.
+
+cache = receive → filter → normalise → cache → writer thread (whisper)  + CarbonLink
+
+The receivers feed the in-memory :class:`MetricCache` on the gevent loop; a :class:`Drainer` in
+a real OS thread writes it to whisper files; CarbonLink answers graphite-web from the cache.
+Self-metrics (``carbon.agents.<host>-<instance>.*``) are stored into the cache itself, so they
+end up in whisper files like any other series.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+
+import gevent
+
+from cadent.compat.cache_settings import CacheSettings, load_cache_settings, load_storage_rules
+from cadent.core.cache import MetricCache
+from cadent.core.flow import FlowControl
+from cadent.core.net.carbonlink_server import CarbonLinkServer
+from cadent.core.net.inputs import Inputs
+from cadent.core.point import Batch
+from cadent.core.stats import ProcessGauges, SelfMetricsReporter, Stats
+from cadent.core.write.drain import Drainer
+from cadent.core.write.whisper import WhisperWriter
+from cadent.daemons.cli import path_overrides
+
+log = logging.getLogger(__name__)
+
+RULES_CHECK_INTERVAL_S = 60.0
+
+
+class _CacheStats:
+    """The counters of the receivers plus those the cache, writer and CarbonLink collect."""
+
+    def __init__(self, stats: Stats, *sources) -> None:
+        self.stats = stats
+        self.sources = [source for source in sources if source is not None]
+
+    def snapshot(self, reset: bool = True) -> dict[str, float]:
+        values = self.stats.snapshot(reset)
+        for source in self.sources:
+            values.update(source.collect_stats())
+        return values
+
+
+class CacheService:
+    """Receivers → MetricCache → Drainer(WhisperWriter), plus CarbonLink and self-metrics."""
+
+    def __init__(self, settings: CacheSettings) -> None:
+        self.settings = settings
+        self.flow = FlowControl()
+        self.stats = Stats()
+        ProcessGauges().install(self.stats)
+        cc = settings.cache
+        self.cache = MetricCache(max_points=cc.max_points, strategy=cc.strategy,
+                                 min_timestamp_lag=cc.min_timestamp_lag, flow=self.flow)
+        wc = settings.whisper
+        self.writer = WhisperWriter(
+            wc.data_dir, settings.schemas, settings.aggregations, autoflush=wc.autoflush,
+            sparse=wc.sparse, fallocate=wc.fallocate, lock_writes=wc.lock_writes,
+            tag_hash_filenames=wc.tag_hash_filenames, fadvise_random=wc.fadvise_random)
+        self.drainer = Drainer(self.cache, self.writer,
+                               max_updates_per_second=cc.max_updates_per_second,
+                               max_creates_per_minute=cc.max_creates_per_minute)
+        self.metric_filter = settings.metric_filter
+        self.inputs = Inputs(settings.receivers, self.ingest, flow=self.flow, stats=self.stats)
+        self.carbonlink = None
+        if settings.carbonlink is not None:
+            self.carbonlink = CarbonLinkServer(settings.carbonlink, self.cache, self.writer)
+        sm = settings.self_metrics
+        handler = self.carbonlink.handler if self.carbonlink is not None else None
+        self.reporter = SelfMetricsReporter(
+            _CacheStats(self.stats, self.cache, self.drainer, handler),  # type: ignore[arg-type]
+            self.cache.store_batch, prefix=sm.prefix, kind="agents", instance=sm.instance,
+            interval_s=sm.interval_s)
+        self._rules_stamp = self._stamp_rules()
+        self._rules_watch: gevent.Greenlet | None = None
+
+    # -- data path ----------------------------------------------------------------------
+
+    def ingest(self, batch: Batch, droppable: bool = False) -> None:
+        """Entry point for every received batch."""
+        if self.metric_filter is not None:
+            batch, blacklisted, rejected = self.metric_filter.filter_batch(batch)
+            if blacklisted:
+                self.stats.incr("blacklistMatches", blacklisted)
+            if rejected:
+                self.stats.incr("whitelistRejects", rejected)
+            if not batch:
+                return
+        if droppable and self.cache.is_full:
+            # UDP cannot be paused: while the cache is over MAX_CACHE_SIZE its points go.
+            self.stats.incr("fullCacheDrops", len(batch))
+            return
+        self.cache.store_batch(batch)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        os.makedirs(self.settings.whisper.data_dir, exist_ok=True)
+        self.drainer.start()
+        if self.carbonlink is not None:
+            self.carbonlink.start()
+        self.inputs.start()
+        self.reporter.start()
+        self._rules_watch = gevent.spawn(self._watch_rules)
+        cc = self.settings.cache
+        log.info("cache started: data in %s, strategy %s, max %s points, %s updates/s, "
+                 "%s creates/min", self.settings.whisper.data_dir, cc.strategy, cc.max_points,
+                 cc.max_updates_per_second, cc.max_creates_per_minute)
+
+    def stop(self) -> bool:
+        """Stop receiving, write the whole cache (within SHUTDOWN_DRAIN_SECONDS), then close."""
+        self.inputs.stop()
+        if self._rules_watch is not None:
+            self._rules_watch.kill(block=False)
+            self._rules_watch = None
+        self.reporter.stop()
+        limit = self.settings.drain_seconds
+        points, metrics = self.cache.size, self.cache.queues
+        log.info("writing %d cached points of %d metrics to disk (at most %.0f s)",
+                 points, metrics, limit)
+        started = time.monotonic()
+        clean = self.drainer.stop(limit)
+        elapsed = time.monotonic() - started
+        if clean:
+            log.info("cache written to disk in %.2f s", elapsed)
+        else:
+            log.error("SHUTDOWN_DRAIN_SECONDS (%.0f s) passed: %d points of %d metrics are "
+                      "lost", limit, self.cache.size, self.cache.queues)
+        if self.carbonlink is not None:
+            self.carbonlink.stop()
+        self.writer.close()
+        return clean
+
+    def reload(self) -> None:
+        """Re-read storage-schemas.conf and storage-aggregation.conf (for files created from
+        now on). A bad file is logged and the rules in force are kept."""
+        _, _, schemas, aggregations = load_storage_rules(self.settings.conf.CONF_DIR)
+        self.writer.schemas = schemas
+        self.writer.aggregations = aggregations
+        self._rules_stamp = self._stamp_rules()
+        log.info("storage schemas (%d) and aggregation rules (%d) reloaded",
+                 len(schemas.schemas), len(aggregations.rules))
+
+    # -- rules watch --------------------------------------------------------------------
+
+    def _stamp_rules(self) -> tuple:
+        stamp = []
+        for path in (self.settings.schemas_path, self.settings.aggregation_path):
+            try:
+                info = os.stat(path)
+                stamp.append((info.st_mtime_ns, info.st_size, info.st_ino))
+            except OSError:
+                stamp.append(None)
+        return tuple(stamp)
+
+    def _watch_rules(self) -> None:
+        """Every 60 s, as carbon does, pick up edited storage rule files."""
+        while True:
+            gevent.sleep(RULES_CHECK_INTERVAL_S)
+            if self._stamp_rules() == self._rules_stamp:
+                continue
+            try:
+                self.reload()
+            except Exception as exc:
+                self._rules_stamp = self._stamp_rules()
+                log.error("storage rules changed but cannot be loaded, keeping the old ones: %s",
+                          exc)
+
+
+def _load(args: argparse.Namespace) -> CacheSettings:
+    return load_cache_settings(args.config, args.instance, path_overrides(args))
+
+
+def _describe(settings: CacheSettings) -> str:
+    return (f"({len(settings.schemas.schemas)} storage schemas, "
+            f"{len(settings.aggregations.rules)} aggregation rules, "
+            f"data in {settings.whisper.data_dir})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gevent import monkey
+
+    monkey.patch_all()
+    from cadent.daemons.cli import Role, main_for
+
+    role = Role(name="cache", load_settings=_load, build_service=CacheService,
+                describe=_describe)
+    return main_for(role, argv)
+
+
+if __name__ == "__main__":
+    from cadent.daemons.launch import cache as launch_cache
+
+    raise SystemExit(launch_cache())

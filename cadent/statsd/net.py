@@ -1,0 +1,230 @@
+"""statsd's sockets: UDP and TCP packet inputs, the management port, the repeater.
+
+Every input hands whole *packets* (bytes) to one callback, as statsd's servers do: a UDP
+datagram (read with a 64 KiB buffer, so statsd clients' large multi-metric datagrams are
+never cut), or the complete lines of a TCP read (the tail waits for its newline and is
+dropped if the connection closes first).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Callable
+
+import gevent
+from gevent import socket as gsocket
+from gevent.pool import Pool
+from gevent.server import StreamServer
+
+from cadent.core.net.listen import bind_socket
+
+log = logging.getLogger(__name__)
+
+UDP_READ_BYTES = 65536
+PacketHandler = Callable[[bytes], None]
+
+
+def _set_receive_buffer(sock: socket.socket, size: int) -> int:
+    """Ask for ``size`` bytes (beyond net.core.rmem_max when privileged); returns what we got."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
+    except OSError:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        except OSError as exc:
+            log.warning("cannot set a %d byte UDP receive buffer: %s", size, exc)
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+class UdpPacketInput:
+    """One UDP socket; every datagram (up to 64 KiB) → ``handler(bytes)``."""
+
+    def __init__(self, host: str, port: int, handler: PacketHandler, *, reuse_port: bool = False,
+                 receive_buffer: int = 16 * 1024 * 1024) -> None:
+        self.sock = bind_socket(host, port, socket.SOCK_DGRAM, reuse_port=reuse_port)
+        got = _set_receive_buffer(self.sock, receive_buffer)
+        if got < receive_buffer:
+            log.warning("UDP receive buffer is %d bytes (asked %d); raise net.core.rmem_max", got, receive_buffer)
+        self.handler = handler
+        self._greenlet: gevent.Greenlet | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.sock.getsockname()[:2]
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+        log.info("statsd UDP input on %s:%d", *self.address)
+
+    def _run(self) -> None:
+        recv, handler = self.sock.recv, self.handler
+        while True:
+            try:
+                data = recv(UDP_READ_BYTES)
+            except OSError as exc:
+                log.warning("UDP receive failed: %s", exc)
+                gevent.sleep(0.1)
+                continue
+            try:
+                handler(data)
+            except Exception:
+                log.exception("statsd packet handler failed; packet dropped")
+
+    def drain(self) -> int:
+        """Handle every datagram already queued in the kernel (shutdown); returns how many."""
+        raw = self.sock
+        count = 0
+        while True:
+            try:
+                data = raw.recv(UDP_READ_BYTES, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return count
+            except OSError:
+                return count
+            count += 1
+            try:
+                self.handler(data)
+            except Exception:
+                log.exception("statsd packet handler failed; packet dropped")
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=1)
+            self._greenlet = None
+
+    def close(self) -> None:
+        self.stop()
+        self.sock.close()
+
+
+class TcpPacketInput:
+    """statsd's TCP server: per connection, the text up to the last newline is one packet."""
+
+    def __init__(self, host: str, port: int, handler: PacketHandler, *, reuse_port: bool = False) -> None:
+        self.sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_port=reuse_port)
+        self.handler = handler
+        self._pool = Pool(10000)
+        self._server = StreamServer(self.sock, self._handle, spawn=self._pool)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.sock.getsockname()[:2]
+
+    def start(self) -> None:
+        self._server.start()
+        log.info("statsd TCP input on %s:%d", *self.address)
+
+    def _handle(self, conn: gsocket.socket, address: tuple) -> None:
+        tail = b""
+        try:
+            while True:
+                data = conn.recv(UDP_READ_BYTES)
+                if not data:
+                    break
+                data = tail + data
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    tail = data
+                    continue
+                tail = data[cut + 1 :]
+                self.handler(data[: cut + 1])
+        except OSError:
+            pass
+        except Exception:
+            log.exception("statsd TCP connection from %s failed", address[0])
+        finally:
+            if tail:
+                log.debug("TCP connection from %s closed with %d bytes without newline", address[0], len(tail))
+            conn.close()
+
+    def stop(self) -> None:
+        self._server.close()
+        self._pool.kill(block=True, timeout=2)
+
+
+class CommandServer:
+    """A line-less TCP command port: every read is one command, ``reply(text) -> (text, close)``."""
+
+    def __init__(self, host: str, port: int, reply: Callable[[str], tuple[str, bool]], name: str) -> None:
+        self.sock = bind_socket(host, port, socket.SOCK_STREAM)
+        self.reply = reply
+        self.name = name
+        self._pool = Pool(1000)
+        self._server = StreamServer(self.sock, self._handle, spawn=self._pool)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.sock.getsockname()[:2]
+
+    def start(self) -> None:
+        self._server.start()
+        log.info("%s management port on %s:%d", self.name, *self.address)
+
+    def _handle(self, conn: gsocket.socket, address: tuple) -> None:
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                try:
+                    text, close = self.reply(data.decode("utf-8", "replace"))
+                except Exception:
+                    log.exception("management command %r failed", data[:100])
+                    text, close = "ERROR\n", False
+                if text:
+                    conn.sendall(text.encode("utf-8"))
+                if close:
+                    break
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._server.close()
+        self._pool.kill(block=True, timeout=2)
+
+
+class Repeater:
+    """statsd's repeater backend: every raw packet to every target, UDP or TCP, no retries."""
+
+    def __init__(self, targets, protocol: str = "udp4") -> None:
+        self.targets = [(t.host, t.port) for t in targets]
+        self.protocol = protocol
+        self._udp: socket.socket | None = None
+        self._tcp: dict[tuple[str, int], gsocket.socket | None] = {}
+        if protocol in ("udp4", "udp6"):
+            family = socket.AF_INET6 if protocol == "udp6" else socket.AF_INET
+            self._udp = gsocket.socket(family, socket.SOCK_DGRAM)
+
+    def forward(self, packet: bytes) -> None:
+        if self._udp is not None:
+            for target in self.targets:
+                try:
+                    self._udp.sendto(packet, target)
+                except OSError as exc:
+                    log.debug("repeater: cannot send to %s:%d: %s", *target, exc)
+            return
+        data = packet + b"\n"
+        for target in self.targets:
+            sock = self._tcp.get(target)
+            try:
+                if sock is None:
+                    sock = self._tcp[target] = gsocket.create_connection(target, timeout=2)
+                sock.sendall(data)
+            except OSError as exc:
+                log.debug("repeater: cannot send to %s:%d: %s", *target, exc)
+                if sock is not None:
+                    sock.close()
+                self._tcp[target] = None
+
+    def close(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        for sock in self._tcp.values():
+            if sock is not None:
+                sock.close()
+
+
+__all__ = ["UdpPacketInput", "TcpPacketInput", "CommandServer", "Repeater", "UDP_READ_BYTES"]
