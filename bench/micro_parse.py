@@ -140,7 +140,7 @@ def main() -> None:
             pickle_parser.feed(read)
 
     rate = best_rate(parse_int_pickle, args.lines, args.repeat)
-    print("pickle parse (int timestamps, converted item by item): %.2fM points/s" % (rate / 1e6))
+    print("pickle parse (int timestamps, converted to floats): %.2fM points/s" % (rate / 1e6))
 
     rate = best_rate(lambda: [encode_lines(b) for b in bursts], args.lines, args.repeat)
     print("line encode (500-point bursts): %.2fM points/s" % (rate / 1e6))

@@ -52,7 +52,7 @@ def _relay_conf(tmp: Path, sinks, *, queue: int, workers: int | None,
 
 def _start_relay(target: str, tmp: Path, sinks, args):
     if target == "cadent":
-        conf = _relay_conf(tmp, sinks, queue=args.queue, workers=args.workers,
+        conf = _relay_conf(tmp, sinks, queue=args.cadent_queue, workers=args.workers,
                            protocol=args.sink_protocol)
         return CadentProcess(conf, "relay").start()
     if target == "carbon-relay":
@@ -161,7 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--workers", type=int, default=1,
                     help="cadent WORKERS and carbon-c-relay -w (default 1)")
     ap.add_argument("--queue", type=int, default=1_000_000,
-                    help="MAX_QUEUE_SIZE / carbon-c-relay -q (default 1000000)")
+                    help="carbon-relay MAX_QUEUE_SIZE / carbon-c-relay -q (default 1000000: "
+                         "carbon-relay drops points beyond its queue)")
+    ap.add_argument("--cadent-queue", type=int, default=10_000,
+                    help="cadent MAX_QUEUE_SIZE (default 10000, cadent's own default: it "
+                         "applies backpressure instead of dropping)")
     ap.add_argument("--connections", type=int, default=4, help="load generator connections")
     ap.add_argument("--rate", type=float, default=None, help="fixed input rate (dp/s)")
     ap.add_argument("--stall", type=float, default=10.0,

@@ -15,7 +15,8 @@
 set -eu
 
 SRC=$(cd "$1" && pwd)
-DEST=$2
+mkdir -p "$2"
+DEST=$(cd "$2" && pwd)
 UNITDIR=${3:-/lib/systemd/system}
 PYTHON=${PYTHON:-/usr/bin/python3}
 PKG="$SRC/packaging"

@@ -108,11 +108,14 @@ def create_app(settings: ApiSettings) -> Flask:
             return _bad_request("Missing required parameter 'query'")
         fmt = request.values.get("format", "treejson")
         leaves_only = _flag("leavesOnly")
+        wildcards = _flag("wildcards")
+        base_path = query.rsplit(".", 1)[0] + "." if "." in query else ""
         if fmt == "completer":
             query = query.replace("..", "*.")
             if not query.endswith("*"):
                 query += "*"
-        nodes = finder.find(query, leaves_only=leaves_only)
+        # graphite-web orders matches by node name (stable), json by path
+        nodes = sorted(finder.find(query, leaves_only=leaves_only), key=lambda n: n.name)
         if fmt == "pickle":
             import pickle
 
@@ -126,35 +129,33 @@ def create_app(settings: ApiSettings) -> Flask:
         if fmt == "json":
             items = []
             for node in sorted(nodes, key=lambda n: n.path):
-                intervals = [{"start": s, "end": e} for s, e in _intervals(node)] if node.is_leaf else []
-                items.append({"path": node.path, "is_leaf": node.is_leaf, "intervals": intervals})
+                item = {"path": node.path, "is_leaf": node.is_leaf}
+                if node.is_leaf:
+                    item["intervals"] = [{"start": s, "end": e} for s, e in _intervals(node)]
+                items.append(item)
             return _json_response(json.dumps(items))
         if fmt == "completer":
             metrics = [
                 {"path": n.path + ("" if n.is_leaf else "."), "name": n.name, "is_leaf": "1" if n.is_leaf else "0"}
-                for n in sorted(nodes, key=lambda n: n.path)
+                for n in nodes
             ]
+            if wildcards and len(metrics) > 1:
+                metrics.append({"name": "*"})
             return _json_response(json.dumps({"metrics": metrics}))
         if fmt == "nodelist":
-            position = int(request.values.get("position", -1))
+            try:
+                position = int(request.values.get("position", -1))
+            except ValueError:
+                return _bad_request("position must be an integer")
             names = set()
             for n in nodes:
                 parts = n.path.split(".")
                 if -len(parts) <= position < len(parts):
                     names.add(parts[position])
-            names = sorted(names)
-            return _json_response(json.dumps({"nodes": names}))
+            return _json_response(json.dumps({"nodes": sorted(names)}))
         if fmt != "treejson":
             return _bad_request(f"Invalid value for 'format': {fmt}")
-        branches = {n.name: n for n in nodes if not n.is_leaf}
-        leaves = {n.name: n for n in nodes if n.is_leaf and n.name not in branches}
-        items = [_tree_item(n) for n in sorted(branches.values(), key=lambda n: n.name)]
-        items += [_tree_item(n) for n in sorted(leaves.values(), key=lambda n: n.name)]
-        if _flag("wildcards") and len(items) > 1:
-            base = query.rsplit(".", 1)[0] + "." if "." in query else ""
-            items.insert(0, {"text": "*", "id": base + "*", "allowChildren": 1 if branches else 0,
-                             "expandable": 1 if branches else 0, "leaf": 0 if branches else 1})
-        return _json_response(json.dumps(items))
+        return _json_response(json.dumps(tree_json(nodes, base_path, wildcards)))
 
     @app.route("/metrics/expand", methods=["GET", "POST"])
     @app.route("/metrics/expand/", methods=["GET", "POST"])
@@ -195,9 +196,26 @@ def create_app(settings: ApiSettings) -> Flask:
     return app
 
 
-def _tree_item(node) -> dict:
-    flag = 0 if node.is_leaf else 1
-    return {"text": node.name, "id": node.path, "allowChildren": flag, "expandable": flag, "leaf": 1 - flag}
+def _flags(is_leaf: bool) -> dict:
+    flag = 0 if is_leaf else 1
+    return {"allowChildren": flag, "expandable": flag, "leaf": 1 - flag}
 
 
-__all__ = ["VERSION", "create_app"]
+def tree_json(nodes, base_path: str, wildcards: bool = False) -> list[dict]:
+    """graphite's treejson: ids are ``base_path`` (the query minus its last node) + name,
+    one entry per name (first wins), branches before leaves, a leading ``*`` on request."""
+    items: list[dict] = []
+    if wildcards and len(nodes) > 1:
+        items.append({"text": "*", "id": base_path + "*", **_flags(all(n.is_leaf for n in nodes))})
+    seen: set[str] = set()
+    branches, leaves = [], []
+    for node in nodes:
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        item = {"text": node.name, "id": base_path + node.name, **_flags(node.is_leaf)}
+        (leaves if node.is_leaf else branches).append(item)
+    return items + branches + leaves
+
+
+__all__ = ["VERSION", "create_app", "tree_json"]

@@ -99,6 +99,14 @@ def _path_exprs(series: list) -> str:
     return ",".join(sorted(set(s.path_expression for s in series)))
 
 
+def _tag(series: list, **tags) -> list:
+    """Add graphite-web's function tags (values as strings) to every series; returns the list."""
+    text = {key: str(value) for key, value in tags.items()}
+    for s in series:
+        s.tags.update(text)
+    return series
+
+
 def _interval_seconds(text: str) -> int:
     seconds = int(abs(parse_offset(text if text[0] in "+-" else "-" + text).total_seconds()))
     if seconds <= 0:
@@ -207,36 +215,36 @@ def group(ctx, *series_lists):
 
 @_register("scale")
 def scale(ctx, series, factor):
-    return [s.copy(name=f"scale({s.name},{_fmt_num(factor)})",
-                   values=[None if v is None else v * factor for v in s.values])
-            for s in _series_list(series)]
+    return _tag([s.copy(name=f"scale({s.name},{_fmt_num(factor)})",
+                        values=[None if v is None else v * factor for v in s.values])
+                 for s in _series_list(series)], scale=float(factor))
 
 
 @_register("offset")
 def offset(ctx, series, factor):
-    return [s.copy(name=f"offset({s.name},{_fmt_num(factor)})",
-                   values=[None if v is None else v + factor for v in s.values])
-            for s in _series_list(series)]
+    return _tag([s.copy(name=f"offset({s.name},{_fmt_num(factor)})",
+                        values=[None if v is None else v + factor for v in s.values])
+                 for s in _series_list(series)], offset=float(factor))
 
 
 @_register("absolute")
 def absolute(ctx, series):
-    return [s.copy(name=f"absolute({s.name})", values=[None if v is None else abs(v) for v in s.values])
-            for s in _series_list(series)]
+    return _tag([s.copy(name=f"absolute({s.name})", values=[None if v is None else abs(v) for v in s.values])
+                 for s in _series_list(series)], absolute=1)
 
 
 @_register("transformNull")
 def transform_null(ctx, series, default=0, *_):
-    return [s.copy(name=f"transformNull({s.name},{_fmt_num(default)})",
-                   values=[default if v is None else v for v in s.values])
-            for s in _series_list(series)]
+    return _tag([s.copy(name=f"transformNull({s.name},{_fmt_num(default)})",
+                        values=[default if v is None else v for v in s.values])
+                 for s in _series_list(series)], transformNull=float(default))
 
 
 @_register("consolidateBy")
 def consolidate_by(ctx, series, func):
     consolidator(func)  # validates the name
-    return [s.copy(name=f'consolidateBy({s.name},"{func}")', consolidation_func=func)
-            for s in _series_list(series)]
+    return _tag([s.copy(name=f'consolidateBy({s.name},"{func}")', consolidation_func=func)
+                 for s in _series_list(series)], consolidateBy=func)
 
 
 def _deltas(values: list, max_value=None, min_value=None) -> list:
@@ -262,8 +270,8 @@ def _deltas(values: list, max_value=None, min_value=None) -> list:
 
 @_register("nonNegativeDerivative")
 def non_negative_derivative(ctx, series, maxValue=None, minValue=None):
-    return [s.copy(name=f"nonNegativeDerivative({s.name})", values=_deltas(s.values, maxValue, minValue))
-            for s in _series_list(series)]
+    return _tag([s.copy(name=f"nonNegativeDerivative({s.name})", values=_deltas(s.values, maxValue, minValue))
+                 for s in _series_list(series)], nonNegativeDerivative=1)
 
 
 @_register("perSecond")
@@ -273,7 +281,7 @@ def per_second(ctx, series, maxValue=None, minValue=None):
         deltas = _deltas(s.values, maxValue, minValue)
         out.append(s.copy(name=f"perSecond({s.name})",
                           values=[None if d is None else d / s.step for d in deltas]))
-    return out
+    return _tag(out, perSecond=1)
 
 
 @_register("derivative")
@@ -285,7 +293,7 @@ def derivative(ctx, series):
             values.append(None if v is None or prev is None else v - prev)
             prev = v
         out.append(s.copy(name=f"derivative({s.name})", values=values))
-    return out
+    return _tag(out, derivative=1)
 
 
 @_register("integral")
@@ -300,7 +308,7 @@ def integral(ctx, series):
                 total += v
                 values.append(total)
         out.append(s.copy(name=f"integral({s.name})", values=values))
-    return out
+    return _tag(out, integral=1)
 
 
 @_register("keepLastValue")
@@ -350,7 +358,7 @@ def summarize(ctx, series, intervalString, func="sum", alignToFrom=False):
         name = f'summarize({s.name}, "{intervalString}", "{func}"{suffix})'
         out.append(s.copy(name=name, values=values, start=new_start,
                           end=new_start + len(values) * interval, step=interval, values_per_point=1))
-    return out
+    return _tag(out, summarize=intervalString, summarizeFunction=func)
 
 
 @_register("movingAverage", raw=True)
@@ -384,13 +392,14 @@ def moving_average(ctx, node, windowSize, xFilesFactor=None):
                 values.append(None)
         out.append(s.copy(name=f"movingAverage({s.name},{label})", values=values,
                           start=s.start + skip * s.step))
-    return out
+    return _tag(out, movingAverage=windowSize)
 
 
 @_register("timeShift", raw=True)
 def time_shift(ctx, node, timeShift, resetEnd=True, alignDST=False):
-    text = timeShift if timeShift[:1] in "+-" else "-" + timeShift
-    delta = int(parse_offset(text) / timedelta(seconds=1))
+    if timeShift[:1].isdigit():
+        timeShift = "-" + timeShift
+    delta = int(parse_offset(timeShift) / timedelta(seconds=1))
     shifted = evaluate(node, Context(ctx.start + delta, ctx.end + delta, ctx.now, ctx.fetch))
     out = []
     for s in shifted:
@@ -400,7 +409,7 @@ def time_shift(ctx, node, timeShift, resetEnd=True, alignDST=False):
             moved.values = moved.values[:keep]
             moved.end = moved.start + keep * moved.step
         out.append(moved)
-    return out
+    return _tag(out, timeShift=timeShift)
 
 
 @_register("constantLine")

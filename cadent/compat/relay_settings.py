@@ -13,6 +13,7 @@ from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
 from cadent.compat.errors import ConfigError
 from cadent.compat.lists import MetricFilter, read_pattern_list
 from cadent.compat.relay_rules import read_relay_rules
+from cadent.compat.rewrite_rules import RewriteRules, read_rewrite_rules
 from cadent.core.net.inputs import ReceiverConfig
 from cadent.core.route.destination import parse_destinations
 from cadent.core.route.routers import BaseRouter, build_router
@@ -41,6 +42,7 @@ class RelaySettings:
     router: BaseRouter
     output: OutputConfig
     metric_filter: MetricFilter | None
+    rewrite_rules: RewriteRules | None
     self_metrics: SelfMetricsConfig
     workers: int
     drain_seconds: float
@@ -80,6 +82,17 @@ def metric_filter(conf: CarbonSettings) -> MetricFilter | None:
     if not conf.USE_WHITELIST:
         return None
     return MetricFilter(read_pattern_list(conf.whitelist), read_pattern_list(conf.blacklist))
+
+
+def relay_rewrite_rules(conf: CarbonSettings) -> RewriteRules | None:
+    """rewrite-rules.conf when RELAY_REWRITE_RULES asks the relay to apply it, else None."""
+    return read_rewrite_rules(conf.rewrite_rules) if conf.RELAY_REWRITE_RULES else None
+
+
+def watched_files(conf: CarbonSettings) -> tuple[str, ...]:
+    """The files carbon re-reads when they change: white/blacklist (and rewrite rules)."""
+    paths = (conf.whitelist, conf.blacklist) if conf.USE_WHITELIST else ()
+    return paths + ((conf.rewrite_rules,) if conf.RELAY_REWRITE_RULES else ())
 
 
 def build_relay_router(conf: CarbonSettings) -> BaseRouter:
@@ -143,6 +156,7 @@ def load_relay_settings(path: str | None, instance: str | None = None,
         router=build_relay_router(conf),
         output=output_config(conf),
         metric_filter=metric_filter(conf),
+        rewrite_rules=relay_rewrite_rules(conf),
         self_metrics=self_metrics_config(conf),
         workers=workers,
         drain_seconds=float(conf.SHUTDOWN_DRAIN_SECONDS),

@@ -304,6 +304,9 @@ _declare([
     ("MAX_QUEUE_STALL_SECONDS", 30.0, "float", (RELAY, AGGREGATOR, STATSD),
      "how long one full destination queue may keep TCP receivers paused before that queue "
      "starts dropping (and counting) new points"),
+    ("RELAY_REWRITE_RULES", False, "bool", (RELAY,),
+     "apply rewrite-rules.conf ([pre] then [post]) in the relay too; carbon's relay ignores "
+     "that file, so this is off by default"),
     ("SHUTDOWN_DRAIN_SECONDS", 30.0, "float", _ALL + (STATSD,),
      "longest time SIGTERM spends delivering queued points or writing the cache"),
 ])

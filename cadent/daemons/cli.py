@@ -152,6 +152,16 @@ def do_status(name: str, pidfile: str) -> int:
     return 1
 
 
+def tune_gc() -> None:
+    """Datapoints are short-lived acyclic tuples: collect the young generation far less often,
+    and move everything built at start-up out of the collector's way."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 def run_service(role: Role, settings: object) -> int:
     """Run the service in this process until SIGTERM/SIGINT; SIGHUP reloads."""
     import gevent
@@ -175,6 +185,7 @@ def run_service(role: Role, settings: object) -> int:
     gevent.signal_handler(signal.SIGINT, on_term)
     gevent.signal_handler(signal.SIGHUP, on_hup)
     service.start()
+    tune_gc()
     done.wait()
     clean = service.stop()
     log.info("stopped%s", "" if clean else " with undelivered data (see above)")

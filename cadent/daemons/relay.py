@@ -1,4 +1,8 @@
-"""cadent-relay: a carbon-relay drop-in.  relay = receive → filter → route → send."""
+"""cadent-relay: a carbon-relay drop-in.  relay = receive → filter → [rewrite] → route → send.
+
+The white/blacklist (and rewrite rules, when RELAY_REWRITE_RULES is on) are re-read when their
+files change, as carbon does every 10 s; SIGHUP re-reads those and the routing rules.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ import argparse
 import logging
 from typing import TextIO
 
-from cadent.compat.relay_settings import RelaySettings, build_relay_router, load_relay_settings
+from cadent.compat.relay_settings import (RelaySettings, build_relay_router, load_relay_settings,
+                                          metric_filter, relay_rewrite_rules, watched_files)
+from cadent.compat.rewrite_rules import apply_rules
+from cadent.core.filewatch import FileWatcher
 from cadent.core.flow import FlowControl
 from cadent.core.net.inputs import Inputs
 from cadent.core.net.output import RoutedOutput
@@ -31,6 +38,8 @@ class RelayService:
             max_queue_points=out.max_queue_points, low_watermark_pct=out.low_watermark_pct,
             batch_points=out.batch_points, stall_seconds=out.stall_seconds)
         self.metric_filter = settings.metric_filter
+        self.rewrite_rules = settings.rewrite_rules
+        self.watcher = FileWatcher(watched_files(settings.conf), self.reload_filters)
         self.inputs = Inputs(settings.receivers, self.ingest, flow=self.flow, stats=self.stats)
         sm = settings.self_metrics
         self.reporter = SelfMetricsReporter(
@@ -47,23 +56,34 @@ class RelayService:
                 self.stats.incr("whitelistRejects", rejected)
             if not batch:
                 return
+        if self.rewrite_rules is not None:
+            batch = apply_rules(self.rewrite_rules.post, apply_rules(self.rewrite_rules.pre, batch))
         self.output.send(batch, droppable)
 
     def start(self) -> None:
         self.output.start()
         self.inputs.start()
         self.reporter.start()
+        self.watcher.start()
 
     def stop(self) -> bool:
         """Stop receiving, deliver what is queued within SHUTDOWN_DRAIN_SECONDS."""
         self.inputs.stop()
+        self.watcher.stop()
         self.reporter.stop()
         left = self.output.stop(self.settings.drain_seconds)
         return left == 0
 
+    def reload_filters(self) -> None:
+        """Re-read the white/blacklist and rewrite rules; on error the old ones stay."""
+        conf = self.settings.conf
+        self.metric_filter, self.rewrite_rules = metric_filter(conf), relay_rewrite_rules(conf)
+        log.info("white/blacklist and rewrite rules reloaded")
+
     def reload(self) -> None:
-        """Re-read relay-rules / aggregation-rules (SIGHUP); keeps connections and queues."""
+        """SIGHUP: re-read routing rules and filters; keeps connections and queues."""
         router = build_relay_router(self.settings.conf)
+        self.reload_filters()
         self.output.replace_router(router)
         log.info("routing rules reloaded")
 

@@ -205,3 +205,25 @@ def test_self_metrics_use_carbons_names(tmp_path):
             send_lines(daemon.line_port, [("in.a.1", BASE_TS, 1.0)])
             assert wait_until(lambda: wanted <= {n for n, _, _ in sink.points()}, timeout=15), \
                 sorted({n for n, _, _ in sink.points()})
+
+
+def test_vector_aggregator_line_output(tmp_path):
+    from tests.vectors import load_vector
+
+    case = load_vector("carbon_protocol_samples.json")["aggregator_line_output"]
+    rules = ("agg.<grp>.total (5) = sum agg.<grp>.*.hits\nagg.all.avg (5) = avg agg.*.*.hits\n"
+             "agg.<grp>.p90 (5) = p90 agg.<grp>.*.hits\n")
+    rewrite = "[pre]\n^rw\\.(\\w+)\\.old = rw.\\1.new\n[post]\n\\.total$ = .sum_total\n"
+    t = 1795299950
+    points = [("agg.g1.h1.hits", t, 1), ("agg.g1.h2.hits", t, 2), ("agg.g1.h3.hits", t + 1, 6),
+              ("agg.g2.h1.hits", t, 10), ("rw.x.old", t, 5), ("agg.g1.total", t, 99),
+              ("plain.metric", t, 3)]
+    expected = sorted((n, float(ts), float(v)) for n, v, ts in
+                      (line.split() for line in case["output_text"].split("\r\n") if line))
+    with FakeCarbonSink("line") as sink:
+        conf = aggregator_conf(tmp_path, [sink.destination()], rules=rules, rewrite=rewrite,
+                               DESTINATION_PROTOCOL="line")
+        with CadentProcess(conf, "aggregator") as daemon:
+            send_lines(daemon.line_port, points)
+            got = collect(sink, len(expected), timeout=15)
+    assert got == expected

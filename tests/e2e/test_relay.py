@@ -247,3 +247,36 @@ def test_workers_share_the_ports(tmp_path):
             for t in threads:
                 t.join(30)
             assert wait_total([a, b], 20000, timeout=30) == 20000
+
+
+def test_blacklist_whitelist_and_rewrites(tmp_path):
+    with FakeCarbonSink("pickle") as sink:
+        files = {
+            "whitelist.conf": "# only these\n^app\\.\n^sys\\.\n",
+            "blacklist.conf": "\\.secret\\.\n",
+            "rewrite-rules.conf": "[pre]\n^app\\.old\\. = app.new.\n[post]\n\\.count$ = .total\n",
+        }
+        conf = relay_conf(tmp_path, [sink.destination("a")], USE_WHITELIST=True,
+                          RELAY_REWRITE_RULES=True, CARBON_METRIC_INTERVAL=1, files=files)
+        with CadentProcess(conf) as relay:
+            send_lines(relay.line_port, [
+                "app.old.hits.count 1 1700000000", "app.x.secret.y 2 1700000000",
+                "other.metric 3 1700000000", "sys.load 4 1700000000"])
+            assert sink.wait_for_count(2, timeout=10) >= 2
+            (conf.parent / "blacklist.conf").write_text("^sys\\.\n")
+            os.kill(relay.pid, signal.SIGHUP)
+            time.sleep(1.0)
+            send_lines(relay.line_port, ["sys.load 5 1700000001", "app.x.secret.y 6 1700000001"])
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                counters = {}
+                for n, _, v in sink.points():
+                    if n.startswith("carbon.relays."):
+                        key = n.rsplit("-a.", 1)[1]
+                        counters[key] = counters.get(key, 0) + v
+                if counters.get("blacklistMatches", 0) >= 2 and counters.get("whitelistRejects", 0) >= 1:
+                    break
+                time.sleep(0.3)
+        got = sorted((n, v) for n, _, v in sink.points() if not n.startswith("carbon."))
+        assert got == [("app.new.hits.total", 1.0), ("app.x.secret.y", 6.0), ("sys.load", 4.0)]
+        assert counters.get("blacklistMatches") == 2 and counters.get("whitelistRejects") == 1, counters

@@ -100,7 +100,9 @@ def test_moving_average_bootstraps_before_from():
 def test_time_shift():
     data = {"x": {900: 7.0, 1000: 1.0}}
     (s,) = run('timeShift(x, "100s")', data)
-    assert s.name == 'timeShift(x, "100s")'
+    # graphite-web shows an unsigned shift as the negative one it means, also as a tag
+    assert s.name == 'timeShift(x, "-100s")'
+    assert s.tags["timeShift"] == "-100s"
     assert s.start == 1000 and s.values[0] == 7.0
 
 

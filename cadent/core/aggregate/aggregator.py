@@ -111,10 +111,16 @@ class Aggregator:
     # -- data ---------------------------------------------------------------------------
 
     def add_batch(self, batch: Batch, now: float) -> Batch:
-        """Buffer ``batch`` for aggregation at wall time ``now``; returns the raw points to forward."""
+        """Buffer ``batch`` for aggregation at wall time ``now``; returns the raw points to forward.
+
+        Values are gathered per output first (in arrival order, the first matching rule's
+        frequency and method configuring a new buffer), then handed to the buffers once per
+        output: the result is that of adding every point to every output one by one.
+        """
         cache = self._matches
         match = self._match
-        add = self.buffers.add
+        groups: dict[str, list[tuple[float, float]]] = {}
+        firsts: list[tuple[str, int, str]] = []
         forwarded: Batch = []
         keep = forwarded.append
         for item in batch:
@@ -124,11 +130,19 @@ class Aggregator:
                 entry = match(name)
             outputs, forward = entry
             if outputs:
-                ts, value = item[1]
-                for output, frequency, method in outputs:
-                    add(output, frequency, method, ts, value, now)
+                pair = item[1]
+                for out in outputs:
+                    group = groups.get(out[0])
+                    if group is None:
+                        groups[out[0]] = [pair]
+                        firsts.append(out)
+                    else:
+                        group.append(pair)
             if forward:
                 keep(item)
+        add_many = self.buffers.add_many
+        for output, frequency, method in firsts:
+            add_many(output, frequency, method, groups[output], now)
         self.datapoints_received += len(batch)
         return forwarded
 

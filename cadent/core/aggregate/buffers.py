@@ -133,27 +133,61 @@ class AggregationBuffers:
         Returns False when the value was not buffered (a bound was hit, or the timestamp is not
         finite); the reason is counted.
         """
+        return self.add_many(output, frequency, method_name, [(timestamp, value)], now) == 1
+
+    def add_many(
+        self, output: str, frequency: int, method_name: str, points: list[tuple[float, float]], now: float
+    ) -> int:
+        """Buffer ``(timestamp, value)`` pairs for ``output`` in order, as :meth:`add` would one
+        by one; returns how many were buffered.
+
+        The common case, every timestamp inside one interval, costs a few C-level passes over
+        the pairs instead of a Python step per point.
+        """
+        if not points:
+            return 0
         buf = self.buffers.get(output)
         if buf is None or buf.generation != self.generation:
             buf = self._adopt(buf, output, frequency, method_name, now)
             if buf is None:
-                self._dropped(now, output)
-                return False
+                self._dropped(now, output, len(points))
+                return 0
+        count = len(points)
         freq = buf.frequency
-        interval = timestamp - timestamp % freq
-        if interval != interval:  # NaN: an infinite timestamp would never expire
-            self.bad_timestamps += 1
-            return False
-        if self._points >= self.max_points:
-            self._dropped(now, output)
-            return False
-        values = buf.intervals.get(interval)
-        if values is None:
-            values = buf.intervals[interval] = []
-        values.append(value)
-        buf.active.add(interval)
-        self._points += 1
-        return True
+        if self._points + count <= self.max_points:
+            stamps, values = zip(*points)
+            first = stamps[0]
+            interval = first - first % freq
+            total = sum(stamps)
+            # NaN anywhere (or an infinite first stamp) fails these comparisons: slow path
+            if total == total and interval <= min(stamps) and max(stamps) < interval + freq:
+                held = buf.intervals.get(interval)
+                if held is None:
+                    buf.intervals[interval] = list(values)
+                else:
+                    held.extend(values)
+                buf.active.add(interval)
+                self._points += count
+                return count
+        added = 0
+        intervals = buf.intervals
+        active = buf.active
+        for timestamp, value in points:
+            interval = timestamp - timestamp % freq
+            if interval != interval:  # NaN: an infinite timestamp would never expire
+                self.bad_timestamps += 1
+                continue
+            if self._points >= self.max_points:
+                self._dropped(now, output)
+                continue
+            held = intervals.get(interval)
+            if held is None:
+                held = intervals[interval] = []
+            held.append(value)
+            active.add(interval)
+            self._points += 1
+            added += 1
+        return added
 
     def _adopt(
         self, buf: OutputBuffer | None, output: str, frequency: int, method_name: str, now: float
@@ -179,8 +213,8 @@ class AggregationBuffers:
         heappush(self._heap, (buf.due, buf.seq, buf))
         return buf
 
-    def _dropped(self, now: float, output: str) -> None:
-        self.dropped_points += 1
+    def _dropped(self, now: float, output: str, count: int = 1) -> None:
+        self.dropped_points += count
         if now - self._last_drop_log >= _DROP_LOG_EVERY_S:
             self._last_drop_log = now
             log.warning(

@@ -70,7 +70,7 @@ class TcpReceiver:
         self,
         name: str,
         listener: socket.socket,
-        parser_factory: Callable[[], StreamParser],
+        parser_factory: Callable[..., StreamParser],
         sink: Sink,
         *,
         flow: FlowControl,
@@ -99,7 +99,7 @@ class TcpReceiver:
         log.info("%s receiver listening on %s:%d", self.name, *self.address)
 
     def _handle(self, conn: socket.socket, address: tuple) -> None:
-        parser = self.parser_factory()
+        parser = self.parser_factory(peer=f"{address[0]}:{address[1]}")
         flow, sink, stats = self.flow, self.sink, self.stats
         conn.settimeout(self.idle_timeout_s)
         self.connections.active += 1

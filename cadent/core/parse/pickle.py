@@ -41,6 +41,7 @@ _second = itemgetter(1)
 _TUPLE = {tuple}
 _PAIR = {2}
 _FLOAT = {float}
+_NUMBER_TYPES = {float, int}
 _STR = {str}
 
 
@@ -62,9 +63,10 @@ def safe_loads(body: bytes, encoding: str = "utf-8") -> Any:
     return _NoGlobalsUnpickler(stream, encoding=encoding).load()
 
 
-def _carbon_columns(obj: list) -> tuple[list, list, list] | None:
-    """Columns of a non-empty list that is exactly what carbon sends (tuples of a str name and
-    a tuple of two floats, ASCII or valid UTF-8 names), or None. C-level passes only."""
+def _carbon_columns(obj: list) -> tuple[list, list, list, bool] | None:
+    """Columns of a non-empty list shaped as carbon sends it (tuples of a valid str name and a
+    tuple of two floats or ints), or None. The last element tells whether every number was
+    already a float (the list is then a Batch as it stands). C-level passes only."""
     if set(map(type, obj)) != _TUPLE or set(map(len, obj)) != _PAIR:
         return None
     points = list(map(_second, obj))
@@ -73,14 +75,20 @@ def _carbon_columns(obj: list) -> tuple[list, list, list] | None:
     names = list(map(_first, obj))
     timestamps = list(map(_first, points))
     values = list(map(_second, points))
+    number_types = set(map(type, timestamps))
+    number_types.update(map(type, values))
     if (
-        set(map(type, timestamps)) != _FLOAT
-        or set(map(type, values)) != _FLOAT
+        not number_types <= _NUMBER_TYPES
         or set(map(type, names)) != _STR
         or not _encodable("".join(names))
     ):
         return None
-    return names, timestamps, values
+    if number_types == _FLOAT:
+        return names, timestamps, values, True
+    try:
+        return names, list(map(float, timestamps)), list(map(float, values)), False
+    except OverflowError:
+        return None
 
 
 def _encodable(text: str) -> bool:
@@ -207,8 +215,8 @@ class PickleFrameParser:
                 return obj
             columns = _carbon_columns(obj)
             if columns is not None:
-                names, timestamps, values = columns
-                if not self.min_timestamp_resolution and clean(timestamps, values):
+                names, timestamps, values, floats = columns
+                if floats and not self.min_timestamp_resolution and clean(timestamps, values):
                     # Already a valid Batch: hand the unpickled list on as it is.
                     return obj
                 return self._assemble(names, timestamps, values)

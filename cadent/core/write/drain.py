@@ -128,6 +128,8 @@ class Drainer:
     def stop(self, timeout: float = 60.0) -> bool:
         """Write everything left (within ``timeout`` s); True when nothing remains cached."""
         self._deadline = self._clock() + timeout
+        # everything goes to disk now, including points MIN_TIMESTAMP_LAG would hold back
+        self.cache.min_timestamp_lag = 0
         self._stopping = True
         self.cache.data_ready.set()
         if self._result is not None:

@@ -1,0 +1,181 @@
+"""The running statsd aggregator: inputs → :class:`StatsdEngine` → flush clock → carbon.
+
+One process (``workers: 1``, statsd's exact line order) or several sharing the port
+(:mod:`cadent.statsd.shards`). Unlike statsd, stopping (SIGTERM) reads what is still queued
+in the UDP socket, makes a final flush and delivers it (and anything carbon has not yet
+taken) within ``shutdownDrainSeconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+
+import gevent
+
+from cadent.core.flow import FlowControl
+from cadent.core.stats import Stats
+from cadent.statsd.carbon import CarbonOutput
+from cadent.statsd.config import StatsdSettings
+from cadent.statsd.engine import StatsdEngine
+from cadent.statsd.mgmt import handle_command
+from cadent.statsd.net import CommandServer, Repeater, TcpPacketInput, UdpPacketInput
+from cadent.statsd.shards import ShardMesh, worker_index
+
+log = logging.getLogger(__name__)
+dump_log = logging.getLogger("cadent.statsd.messages")
+
+
+class StatsdService:
+    """Start/stop/reload wrapper the shared CLI drives."""
+
+    def __init__(self, settings: StatsdSettings, *, worker: int | None = None, group: str | None = None) -> None:
+        self.settings = settings
+        self.index = worker_index() if worker is None else worker
+        self.count = settings.workers
+        self.engine = StatsdEngine(settings)
+        self.stats = Stats()
+        self.flow = FlowControl()
+        self.mesh: ShardMesh | None = None
+        if self.count > 1:
+            self.mesh = ShardMesh(self.engine, self.index, self.count, group or str(os.getppid()))
+        self.leader = self.index == 0
+        self.carbon = CarbonOutput(settings, flow=self.flow, stats=self.stats) if self.leader else None
+        self.repeater = None
+        if "./backends/repeater" in settings.backends and settings.repeater:
+            self.repeater = Repeater(settings.repeater, settings.repeater_protocol)
+        self.graphite_enabled = "./backends/graphite" in settings.backends
+        reuse = self.count > 1
+        self.udp: list[UdpPacketInput] = []
+        self.tcp: list[TcpPacketInput] = []
+        for spec in settings.input_servers():
+            host = spec.address
+            if spec.address_ipv6 and host == "0.0.0.0":
+                host = "::"
+            if spec.server == "./servers/tcp":
+                self.tcp.append(TcpPacketInput(host, spec.port, self.handle_packet, reuse_port=reuse))
+            else:
+                self.udp.append(UdpPacketInput(host, spec.port, self.handle_packet, reuse_port=reuse,
+                                               receive_buffer=settings.udp_receive_buffer))
+        self.mgmt = CommandServer(settings.mgmt_address, settings.mgmt_port, self.command, "statsd") \
+            if self.leader else None
+        self._flusher: gevent.Greenlet | None = None
+        self._flushes = 0
+
+    # -- input --------------------------------------------------------------------------
+
+    def handle_packet(self, packet: bytes) -> None:
+        """One statsd packet (a datagram or the complete lines of a TCP read)."""
+        if self.repeater is not None:
+            self.repeater.forward(packet)
+        if self.settings.dump_messages:
+            dump_log.info("%s", packet.decode("utf-8", "replace"))
+        mesh = self.mesh
+        if mesh is None:
+            self.engine.ingest(packet)
+            return
+        engine = self.engine
+        result = engine.parser.parse(packet.decode("utf-8", "replace"))
+        engine.store.count_packet(1, result.metrics, result.bad)
+        engine.stats.bad_lines_total += result.bad
+        engine.stats.last_msg_seen_s = int(time.time() + 0.5)
+        if result.updates:
+            mesh.route(result.updates)
+
+    def command(self, text: str) -> tuple[str, bool]:
+        reply = handle_command(self.engine, text)
+        if self.mesh is not None:
+            parts = text.strip().split(" ")
+            if parts[0] in ("delcounters", "deltimers", "delgauges"):
+                self.mesh.broadcast_delete(parts[0][3:], parts[1:])
+        return reply.text, reply.close
+
+    # -- flush --------------------------------------------------------------------------
+
+    def flush_now(self) -> int:
+        """Make one flush and queue it for carbon; returns the number of lines."""
+        started = time.monotonic()
+        if self.mesh is not None:
+            self.mesh.collect(timeout_s=min(5.0, max(0.2, self.settings.flush_interval_s / 2)))
+        result = self.engine.flush(time.time() * 1000)
+        if self.carbon is not None and self.graphite_enabled and self.carbon.output is not None:
+            self.carbon.send_lines(result.lines)
+            self.engine.note_sent(time.time(), (time.monotonic() - started) * 1000,
+                                  StatsdEngine.payload_length(result))
+        self._flushes += 1
+        return len(result.lines)
+
+    def _flush_loop(self) -> None:
+        interval_ms = self.settings.flush_interval_ms
+        start_ms = self.engine.stats.started_s * 1000
+        k = 1
+        while True:
+            due_ms = start_ms + k * interval_ms
+            delay = due_ms / 1000 - time.time()
+            if delay > 0:
+                gevent.sleep(delay)
+            else:
+                # fell behind (a flush took longer than the interval): skip to the next slot
+                k = max(k, math.floor((time.time() * 1000 - start_ms) / interval_ms))
+            try:
+                self.flush_now()
+            except Exception:
+                log.exception("flush failed")
+            k += 1
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.mesh is not None:
+            self.mesh.start()
+        if self.carbon is not None:
+            self.carbon.start()
+        for server in (*self.udp, *self.tcp):
+            server.start()
+        if self.mgmt is not None:
+            self.mgmt.start()
+        if self.leader:
+            self._flusher = gevent.spawn(self._flush_loop)
+        log.info("statsd worker %d of %d started (flushInterval %d ms)", self.index, self.count,
+                 self.settings.flush_interval_ms)
+
+    def stop(self) -> bool:
+        """Stop reading, take in what is queued, flush a last time and deliver it."""
+        for server in self.udp:
+            server.stop()
+        for server in self.tcp:
+            server.stop()
+        for server in self.udp:
+            server.drain()
+            server.close()
+        if self._flusher is not None:
+            self._flusher.kill(block=True, timeout=5)
+            self._flusher = None
+        if self.mesh is not None:
+            self.mesh.finish(timeout_s=5.0)
+        left = 0
+        if self.leader:
+            if self.mgmt is not None:
+                self.mgmt.stop()
+            try:
+                # the final flush: statsd computes it too but loses it; here it is delivered
+                saved, self.mesh = self.mesh, None
+                self.flush_now()
+                self.mesh = saved
+            except Exception:
+                log.exception("final flush failed")
+            if self.carbon is not None:
+                left = self.carbon.stop(self.settings.drain_seconds)
+        if self.mesh is not None:
+            self.mesh.close()
+        if self.repeater is not None:
+            self.repeater.close()
+        return left == 0
+
+    def reload(self) -> None:
+        log.info("statsd has no rules to reload; restart to apply config changes")
+
+
+__all__ = ["StatsdService"]

@@ -1,0 +1,283 @@
+"""cadent-api against Debian's real graphite-web 1.1.
+
+One whisper tree (plain, brace-able and ``_tagged`` series, laid out as carbon does) is read by:
+
+* ``local``  — graphite-web reading the tree itself (the reference);
+* ``front``  — graphite-web with no data and ``CLUSTER_SERVERS`` = cadent-api;
+* ``plugin`` — graphite-web with ``STORAGE_FINDERS = (cadent.compat.graphite_finder.CadentFinder,)``;
+* ``api``    — cadent-api itself (functions evaluated by cadent).
+
+Every render and find must give identical answers. A last test checks that points held only
+in a carbon-compatible cache's memory show up through cadent-api's /render (CarbonLink merge).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import whisper
+
+from cadent.core.write.layout import path_for
+from tests.e2e.graphite_web_helpers import (
+    CadentApi, GraphiteWeb, ensure_graphite_web, get, write_api_conf,
+)
+from tests.peers import LOCALHOST, CadentProcess, CarbonDaemon, free_port, wait_until, write_carbon_conf
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+RETENTIONS = [(10, 6 * 360), (60, 30 * 1440)]  # 10s:6h, 1min:30d
+PLAIN = ["test.api.a", "test.api.b", "test.api.c", "test.other.x", "test.other.y.deep"]
+TAGGED_HASHED = ["tag.metric;env=prod;host=a", "tag.metric;env=dev;host=b"]
+TAGGED_READABLE = ["tag.readable;env=prod"]
+
+
+def _value(name: str, i: int) -> float:
+    return float((i * 7 + len(name) * 3) % 23) - 5.0
+
+
+def _seed(root: str, now: int) -> None:
+    """Every series gets 2 h of 10 s points and every other minute of the last 3 days."""
+    for name in PLAIN + TAGGED_HASHED + TAGGED_READABLE:
+        path = path_for(root, name, tag_hash_filenames=name not in TAGGED_READABLE)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        whisper.create(path, RETENTIONS, xFilesFactor=0.0, aggregationMethod="average")
+        old = [(now - 3 * 86400 + m * 120, _value(name, m)) for m in range(0, 3 * 720 - 60)]
+        recent = [(now - i * 10, _value(name, i)) for i in range(1, 720) if i % 13]
+        whisper.update_many(path, old)
+        whisper.update_many(path, recent)
+
+
+def _extra_settings(path: Path, finders: bool) -> Path:
+    repo = Path(__file__).resolve().parents[2]
+    # appended after Debian's paths: only cadent and what Debian lacks (mmh3) come from here
+    extra = [str(repo)] + [str(p) for p in (repo / ".venv" / "lib").glob("python3*/site-packages")]
+    lines = ["import sys as _sys",
+             f"for _p in {tuple(extra)!r}:",
+             "    if _p not in _sys.path:",
+             "        _sys.path.append(_p)"]
+    if finders:
+        lines.append("STORAGE_FINDERS = ('cadent.compat.graphite_finder.CadentFinder',)")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    why = ensure_graphite_web()
+    if why:
+        pytest.skip(why)
+    work = tmp_path_factory.mktemp("api-gw")
+    data = str(work / "whisper")
+    now = int(time.time())
+    _seed(data, now)
+    api_port = free_port()
+    api = CadentApi(write_api_conf(work / "api", data, api_port), api_port,
+                    log_path=work / "cadent-api.log")
+    webs = {
+        "local": GraphiteWeb(free_port(), work, GW_WHISPER_DIR=data),
+        "front": GraphiteWeb(free_port(), work, GW_WHISPER_DIR="none",
+                             GW_CLUSTER_SERVERS=f"{LOCALHOST}:{api_port}"),
+        "plugin": GraphiteWeb(free_port(), work, GW_WHISPER_DIR=data,
+                              GW_EXTRA_SETTINGS=str(_extra_settings(work / "plugin.py", True))),
+    }
+    try:
+        api.start()
+        for web in webs.values():
+            web.start()
+        urls = {name: web.url for name, web in webs.items()}
+        urls["api"] = api.url
+        yield {"urls": urls, "now": now, "webs": webs, "api": api, "data": data}
+    finally:
+        for web in webs.values():
+            web.stop()
+        api.stop()
+
+
+def _render(url: str, targets, **params) -> list:
+    query = [("format", "json")] + [("target", t) for t in targets] + list(params.items())
+    status, body = get(url, "/render", query)
+    assert status == 200, body[:500]
+    return json.loads(body)
+
+
+def _find(url: str, query: str, **params):
+    status, body = get(url, "/metrics/find", [("query", query)] + list(params.items()))
+    assert status == 200, body[:500]
+    return json.loads(body)
+
+
+def _same_everywhere(stack, fetch, names=("front", "plugin", "api")):
+    reference = fetch(stack["urls"]["local"])
+    for name in names:
+        got = fetch(stack["urls"][name])
+        assert got == reference, f"{name} differs from local graphite-web: {_diff(got, reference)}"
+    return reference
+
+
+def _diff(got, want) -> str:
+    """The first difference, short enough to read."""
+    if not (isinstance(got, list) and isinstance(want, list)):
+        return f"{str(got)[:800]} != {str(want)[:800]}"
+    if len(got) != len(want):
+        return f"{len(got)} items != {len(want)}: {str(got)[:600]} != {str(want)[:600]}"
+    for g, w in zip(got, want):
+        if g == w:
+            continue
+        if isinstance(g, dict) and isinstance(w, dict) and "datapoints" in g and "datapoints" in w:
+            head = {k: v for k, v in g.items() if k != "datapoints"}
+            want_head = {k: v for k, v in w.items() if k != "datapoints"}
+            if head != want_head:
+                return f"{head} != {want_head}"
+            gp, wp = g["datapoints"], w["datapoints"]
+            if len(gp) != len(wp):
+                return f"{len(gp)} points != {len(wp)}: first {gp[:2]} vs {wp[:2]}, last {gp[-2:]} vs {wp[-2:]}"
+            i = next(i for i, (a, b) in enumerate(zip(gp, wp)) if a != b)
+            return f"{g.get('target')}: point {i}: {gp[i:i + 3]} != {wp[i:i + 3]}"
+        return f"{str(g)[:600]} != {str(w)[:600]}"
+    return "?"
+
+
+RAW_TARGETS = [
+    ["test.api.*"],
+    ["test.{api,other}.{a,x}"],
+    ["test.api.[ab]", "test.other.x"],
+    ["test.*.*"],
+    ["test.other.y.deep"],
+    ["tag.metric;env=prod;host=a"],
+    ["tag.readable;env=prod"],
+    ["no.such.metric"],
+]
+
+
+@pytest.mark.parametrize("targets", RAW_TARGETS, ids=[",".join(t) for t in RAW_TARGETS])
+@pytest.mark.parametrize("span", [600, 5 * 3600, 2 * 86400 + 1234])
+def test_render_matches_local_graphite_web(stack, targets, span):
+    until = stack["now"] - 5
+    frm = until - span
+    result = _same_everywhere(stack, lambda url: _render(url, targets, **{"from": frm, "until": until}))
+    if targets != ["no.such.metric"]:
+        assert result and any(v is not None for s in result for v, _ in s["datapoints"])
+
+
+def test_render_max_data_points_and_relative_times(stack):
+    _same_everywhere(stack, lambda url: _render(url, ["test.api.*"], **{
+        "from": stack["now"] - 86400, "until": stack["now"], "maxDataPoints": "37"}))
+    # relative times are resolved by each server at request time: compare only the shape
+    got = {n: _render(stack["urls"][n], ["test.api.a"], **{"from": "-1h"}) for n in stack["urls"]}
+    assert {n: [s["target"] for s in r] for n, r in got.items()} == {n: ["test.api.a"] for n in got}
+
+
+FUNCTION_TARGETS = [
+    "sumSeries(test.api.*)",
+    "averageSeries(test.{api,other}.{a,x})",
+    "aliasByNode(test.api.*, 2)",
+    "scale(test.api.a, 2.5)",
+    "maxSeries(test.api.*)",
+    "summarize(test.api.a, '10min', 'sum')",
+    "movingAverage(test.api.b, 5)",
+    "perSecond(test.api.c)",
+    "nonNegativeDerivative(test.api.c)",
+    "aliasSub(test.api.a, '(^.*$)', '\\1 A')",
+    "transformNull(test.api.*, 0)",
+    "keepLastValue(test.api.a)",
+    "timeShift(test.api.a, '1h')",
+    "sortByName(test.*.*)",
+]
+
+
+@pytest.mark.parametrize("target", FUNCTION_TARGETS)
+def test_functions_match_local_graphite_web(stack, target):
+    until = stack["now"] - 5
+    _same_everywhere(stack, lambda url: _render(url, [target], **{"from": until - 3 * 3600, "until": until}))
+
+
+FIND_QUERIES = ["*", "test.*", "test.api.*", "test.{api,other}.*", "test.*.[ax]", "_tagged.*",
+                "test.other.*", "no.such.*"]
+
+
+@pytest.mark.parametrize("query", FIND_QUERIES)
+def test_find_matches_local_graphite_web(stack, query):
+    _same_everywhere(stack, lambda url: _find(url, query))
+    _same_everywhere(stack, lambda url: _find(url, query, format="completer"))
+
+    def paths(url):
+        return [(n["path"], n["is_leaf"], [round(i["end"]) for i in n.get("intervals", [])])
+                for n in _find(url, query, format="json")]
+
+    _same_everywhere(stack, paths)
+
+
+def test_expand_matches_local_graphite_web(stack):
+    _same_everywhere(stack, lambda url: json.loads(
+        get(url, "/metrics/expand", [("query", "test.*.*"), ("query", "test.{api,other}.a")])[1]))
+
+
+# --------------------------------------------------------------------------- CarbonLink merge
+
+def _cache_daemon(work: Path):
+    """A running cache with MAX_UPDATES_PER_SECOND=1: cadent-cache if it runs, else carbon's."""
+    line, query = free_port(), free_port()
+    conf = write_carbon_conf(work, {"cache": {
+        "LINE_RECEIVER_INTERFACE": LOCALHOST, "LINE_RECEIVER_PORT": line,
+        "ENABLE_UDP_LISTENER": False, "PICKLE_RECEIVER_INTERFACE": LOCALHOST,
+        "PICKLE_RECEIVER_PORT": free_port(), "CACHE_QUERY_INTERFACE": LOCALHOST,
+        "CACHE_QUERY_PORT": query, "MAX_UPDATES_PER_SECOND": 1, "MAX_CREATES_PER_MINUTE": "inf",
+        "CACHE_WRITE_STRATEGY": "max", "CARBON_METRIC_INTERVAL": 0, "ENABLE_TAGS": False,
+        "ENABLE_LOGROTATION": False,
+    }}, files={"storage-schemas.conf": "[all]\npattern = .*\nretentions = 10s:6h,1m:30d\n"})
+    ports = [(LOCALHOST, line), (LOCALHOST, query)]
+    errors = []
+    for make in (lambda: CadentProcess(conf, program="cache", ports=ports),
+                 lambda: CarbonDaemon(conf, program="cache", ports=ports)):
+        proc = make()
+        try:
+            proc.start()
+            print(f"cache daemon for the CarbonLink test: {' '.join(proc.argv[:2])}")
+            return proc, line, query, Path(conf).parent.parent / "storage" / "whisper"
+        except RuntimeError as exc:
+            errors.append(str(exc)[-1500:])
+    pytest.fail("no cache daemon started:\n" + "\n".join(errors))
+
+
+def test_cached_points_merge_through_carbonlink(tmp_path):
+    cache, line_port, query_port, data = _cache_daemon(tmp_path)
+    api = None
+    try:
+        now = int(time.time())
+        target = "merge.target.series"
+        fillers = [f"merge.filler.s{i:02d}" for i in range(40)]
+        # the target's file exists (with old points) so the API finds it; its recent points
+        # go to the cache only, behind fillers holding more points (written first by "max")
+        path = path_for(str(data), target)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        whisper.create(path, RETENTIONS, xFilesFactor=0.0, aggregationMethod="average")
+        whisper.update_many(path, [(now - 3600 + i * 10, 1.0) for i in range(60)])
+        lines = [f"{name} {k} {now - 200 + k * 10}\n" for name in fillers for k in range(10)]
+        lines += [f"{target} {v} {now - 50 + k * 10}\n" for k, v in enumerate((41.0, 42.0, 43.0))]
+        with socket.create_connection((LOCALHOST, line_port), timeout=5) as sock:
+            sock.sendall("".join(lines).encode())
+        api_port = free_port()
+        conf = write_api_conf(tmp_path / "api", str(data), api_port,
+                              carbonlink_hosts=f"{LOCALHOST}:{query_port}:a")
+        api = CadentApi(conf, api_port, log_path=tmp_path / "cadent-api.log").start()
+
+        def recent():
+            series = _render(api.url, [target], **{"from": now - 120, "until": now + 30})
+            return [v for s in series for v, _ in s["datapoints"] if v is not None]
+
+        assert wait_until(lambda: recent() == [41.0, 42.0, 43.0], timeout=15), recent()
+        on_disk = [v for v in whisper.fetch(path, now - 120, now + 30)[1] if v is not None]
+        assert on_disk == [], f"points reached disk before the check; the test proves nothing ({on_disk})"
+        # old disk points are still served next to the cached ones
+        older = _render(api.url, [target], **{"from": now - 3700, "until": now + 30})
+        values = [v for s in older for v, _ in s["datapoints"] if v is not None]
+        assert values.count(1.0) == 60 and values[-3:] == [41.0, 42.0, 43.0]
+    finally:
+        if api is not None:
+            api.stop()
+        cache.stop()
