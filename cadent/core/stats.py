@@ -63,6 +63,14 @@ def carbon_host_name() -> str:
     return socket.gethostname().replace(".", "_")
 
 
+def worker_instance(instance: str, workers: int) -> str:
+    """The instance part of self-metric names: ``a``, or ``a-w0``, ``a-w1``... when several
+    worker processes report (each counts only its own traffic)."""
+    if workers <= 1:
+        return instance
+    return f"{instance}-w{os.environ.get('CADENT_WORKER', '0')}"
+
+
 class ProcessGauges:
     """cpuUsage (% of one CPU since the previous read) and memUsage (RSS bytes)."""
 

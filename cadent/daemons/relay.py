@@ -18,7 +18,7 @@ from cadent.core.flow import FlowControl
 from cadent.core.net.inputs import Inputs
 from cadent.core.net.output import RoutedOutput
 from cadent.core.point import Batch
-from cadent.core.stats import ProcessGauges, SelfMetricsReporter, Stats
+from cadent.core.stats import ProcessGauges, SelfMetricsReporter, Stats, worker_instance
 from cadent.daemons.cli import path_overrides
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class RelayService:
         sm = settings.self_metrics
         self.reporter = SelfMetricsReporter(
             self.stats, self.output.send, prefix=sm.prefix, kind="relays",
-            instance=sm.instance, interval_s=sm.interval_s)
+            instance=worker_instance(sm.instance, settings.workers), interval_s=sm.interval_s)
 
     def ingest(self, batch: Batch, droppable: bool = False) -> None:
         """Entry point for every received batch."""

@@ -58,3 +58,23 @@ def wait_total(sinks, n, timeout=30.0):
             return total
         time.sleep(0.05)
     return sum(s.count() for s in sinks)
+
+
+def self_metric_counters(sink, kind="relays", instance="a"):
+    """Sum of every self-metric the sink received, by metric name after ``<host>-<instance>.``."""
+    counters = {}
+    for name, _, value in sink.points():
+        if name.startswith(f"carbon.{kind}."):
+            key = name.rsplit(f"-{instance}.", 1)[1]
+            counters[key] = counters.get(key, 0) + value
+    return counters
+
+
+def wait_counters(sink, done, timeout=10.0, **kw):
+    """Poll :func:`self_metric_counters` until ``done(counters)`` or the timeout; the last counters."""
+    deadline = time.monotonic() + timeout
+    counters = self_metric_counters(sink, **kw)
+    while not done(counters) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        counters = self_metric_counters(sink, **kw)
+    return counters

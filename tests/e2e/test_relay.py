@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.e2e.relay_helpers import (BASE_TS, lines, pickle_frame, relay_conf, send_lines,
-                                     send_raw, wait_total)
+                                     send_raw, wait_counters, wait_total)
 from tests.peers import LOCALHOST, CadentProcess, FakeCarbonSink, free_port
 
 pytestmark = pytest.mark.slow
@@ -95,18 +95,8 @@ def test_bad_input_costs_only_the_bad_items(tmp_path):
                        b"good.two 2 1700000000\n")
             send_raw(relay.line_port, garbage)
             assert sink.wait_for_count(4, timeout=15) >= 4
-            deadline = time.monotonic() + 10
-            counters = {}
-            while time.monotonic() < deadline:
-                counters = {}
-                for n, _, v in sink.points():
-                    if n.startswith("carbon.relays."):
-                        key = n.rsplit("-a.", 1)[1]
-                        counters[key] = counters.get(key, 0) + v
-                if counters.get("bad_lines", 0) >= 2 and counters.get("oversize_lines") and \
-                        counters.get("bad_utf8_lines") and counters.get("bad_frames", 0) >= 2:
-                    break
-                time.sleep(0.3)
+            counters = wait_counters(sink, lambda c: c.get("bad_lines", 0) >= 2 and c.get("oversize_lines")
+                                     and c.get("bad_utf8_lines") and c.get("bad_frames", 0) >= 2)
             assert relay.alive
         names = {n for n, _, _ in sink.points() if not n.startswith("carbon.")}
         assert names == {"ok.before", "ok.after", "good.one", "good.two"}
@@ -267,16 +257,23 @@ def test_blacklist_whitelist_and_rewrites(tmp_path):
             os.kill(relay.pid, signal.SIGHUP)
             time.sleep(1.0)
             send_lines(relay.line_port, ["sys.load 5 1700000001", "app.x.secret.y 6 1700000001"])
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                counters = {}
-                for n, _, v in sink.points():
-                    if n.startswith("carbon.relays."):
-                        key = n.rsplit("-a.", 1)[1]
-                        counters[key] = counters.get(key, 0) + v
-                if counters.get("blacklistMatches", 0) >= 2 and counters.get("whitelistRejects", 0) >= 1:
-                    break
-                time.sleep(0.3)
+            counters = wait_counters(sink, lambda c: c.get("blacklistMatches", 0) >= 2
+                                     and c.get("whitelistRejects", 0) >= 1)
         got = sorted((n, v) for n, _, v in sink.points() if not n.startswith("carbon."))
         assert got == [("app.new.hits.total", 1.0), ("app.x.secret.y", 6.0), ("sys.load", 4.0)]
         assert counters.get("blacklistMatches") == 2 and counters.get("whitelistRejects") == 1, counters
+
+
+def test_udp_datagrams_up_to_64k(tmp_path):
+    with FakeCarbonSink("pickle") as sink:
+        udp_port = free_port()
+        conf = relay_conf(tmp_path, [sink.destination("a")], ENABLE_UDP_LISTENER=True,
+                          UDP_RECEIVER_INTERFACE=LOCALHOST, UDP_RECEIVER_PORT=udp_port)
+        with CadentProcess(conf) as relay:
+            datagram = "\n".join(lines(2500, prefix="udp")).encode()
+            assert 60_000 < len(datagram) < 65_507
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.sendto(datagram, (LOCALHOST, udp_port))
+                sock.sendto(b"udp.tail 1 1700000000\ngarbage\n", (LOCALHOST, udp_port))
+            assert sink.wait_for_count(2501, timeout=10) == 2501
+        assert {n for n, _, _ in sink.points()} == {f"udp.{i}" for i in range(2500)} | {"udp.tail"}
