@@ -101,9 +101,9 @@ def build_relay_router(conf: CarbonSettings) -> BaseRouter:
     try:
         destinations = parse_destinations(conf.DESTINATIONS)
     except ValueError as exc:
-        raise ConfigError(conf.path, None, f"DESTINATIONS: {exc}") from None
+        raise ConfigError(conf.path, 0, f"DESTINATIONS: {exc}") from None
     if not destinations:
-        raise ConfigError(conf.path, None, "DESTINATIONS is empty: the relay has nowhere to send")
+        raise ConfigError(conf.path, 0, "DESTINATIONS is empty: the relay has nowhere to send")
     relay_rules = read_relay_rules(conf.relay_rules) if method == "rules" else None
     aggregation_rules = None
     if method in ("aggregated-consistent-hashing", "fast-aggregated-hashing"):
@@ -119,13 +119,13 @@ def build_relay_router(conf: CarbonSettings) -> BaseRouter:
             aggregation_rules=aggregation_rules,
         )
     except ValueError as exc:
-        raise ConfigError(conf.path, None, str(exc)) from None
+        raise ConfigError(conf.path, 0, str(exc)) from None
 
 
 def output_config(conf: CarbonSettings) -> OutputConfig:
     protocol = conf.DESTINATION_PROTOCOL
     if protocol not in ("pickle", "line"):
-        raise ConfigError(conf.path, None, f"DESTINATION_PROTOCOL must be pickle or line, not {protocol!r}")
+        raise ConfigError(conf.path, 0, f"DESTINATION_PROTOCOL must be pickle or line, not {protocol!r}")
     return OutputConfig(
         protocol=protocol,
         max_queue_points=int(conf.MAX_QUEUE_SIZE),
@@ -149,7 +149,7 @@ def load_relay_settings(path: str | None, instance: str | None = None,
     conf = read_carbon_conf(path, "relay", instance, overrides)
     workers = int(conf.WORKERS)
     if workers < 1:
-        raise ConfigError(conf.path, None, "WORKERS must be at least 1")
+        raise ConfigError(conf.path, 0, "WORKERS must be at least 1")
     return RelaySettings(
         conf=conf,
         receivers=receiver_config(conf, reuse_port=workers > 1),

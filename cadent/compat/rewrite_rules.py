@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from cadent.compat.errors import ConfigError
-from cadent.core.point import Batch
+from cadent.core.route.rewrite import apply_rules
 
 log = logging.getLogger(__name__)
 
@@ -104,30 +104,6 @@ def read_rewrite_rules(path: str) -> RewriteRules:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, 0, f"cannot read: {exc}") from None
     return parse_rewrite_rules(text, path)
-
-
-def apply_rules(rules: tuple[RewriteRule, ...], batch: Batch) -> Batch:
-    """``batch`` with every name passed through ``rules`` in order.
-
-    No rules: the same list comes back untouched. Datapoints whose name does not change are
-    reused as they are; a name seen twice in the batch is rewritten once.
-    """
-    if not rules or not batch:
-        return batch
-    subs = [(rule.regex.sub, rule.replacement) for rule in rules]
-    seen: dict[str, str] = {}
-    out: Batch = []
-    append = out.append
-    for point in batch:
-        name = point[0]
-        new = seen.get(name)
-        if new is None:
-            new = name
-            for sub, replacement in subs:
-                new = sub(replacement, new)
-            seen[name] = new
-        append(point if new == name else (new, point[1]))
-    return out
 
 
 __all__ = ["POST", "PRE", "RewriteRule", "RewriteRules", "apply_rules", "parse_rewrite_rules",

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from cadent.compat.relay_settings import (RelaySettings, build_relay_router, load_relay_settings,
                                           metric_filter, relay_rewrite_rules, watched_files)
-from cadent.compat.rewrite_rules import apply_rules
+from cadent.core.route.rewrite import apply_rules
 from cadent.core.filewatch import FileWatcher
 from cadent.core.flow import FlowControl
 from cadent.core.net.inputs import Inputs

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.relay_helpers import (BASE_TS, lines, pickle_frame, relay_conf, send_lines,
                                      send_raw, wait_counters, wait_total)
-from tests.peers import LOCALHOST, CadentProcess, FakeCarbonSink, free_port
+from tests.peers import LOCALHOST, CadentProcess, FakeCarbonSink, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -229,7 +229,7 @@ def test_workers_share_the_ports(tmp_path):
     with FakeCarbonSink("pickle") as a, FakeCarbonSink("pickle") as b:
         conf = relay_conf(tmp_path, [a.destination("a"), b.destination("b")], WORKERS=2)
         with CadentProcess(conf) as relay:
-            assert len(relay.tree()) >= 3, "expected a supervisor and two workers"
+            assert wait_until(lambda: len(relay.tree()) >= 3, timeout=10), "expected a supervisor and two workers"
             threads = [threading.Thread(target=send_lines, args=(relay.line_port, lines(5000, prefix=f"w{k}")))
                        for k in range(4)]
             for t in threads:

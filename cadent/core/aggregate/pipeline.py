@@ -36,7 +36,7 @@ class AggregatorPipeline:
         if rewrite_rules is None:
             self.pre = self.post = None
             return
-        from cadent.compat.rewrite_rules import apply_rules
+        from cadent.core.route.rewrite import apply_rules
 
         pre, post = rewrite_rules.pre, rewrite_rules.post
         self.pre = (lambda batch: apply_rules(pre, batch)) if pre else None
