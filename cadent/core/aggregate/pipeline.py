@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from cadent.core.aggregate.aggregator import Aggregator
 from cadent.core.point import Batch
+from cadent.core.route.rewrite import apply_rules
 
 Stage = Callable[[Batch], Batch]
 
@@ -36,8 +37,6 @@ class AggregatorPipeline:
         if rewrite_rules is None:
             self.pre = self.post = None
             return
-        from cadent.core.route.rewrite import apply_rules
-
         pre, post = rewrite_rules.pre, rewrite_rules.post
         self.pre = (lambda batch: apply_rules(pre, batch)) if pre else None
         self.post = (lambda batch: apply_rules(post, batch)) if post else None
