@@ -21,6 +21,6 @@ $SUDO pkill -f '/usr/bin/carbon-cache' 2>/dev/null || true
 
 if command -v npm >/dev/null 2>&1 && [ ! -x peers/node_modules/.bin/statsd ] && [ ! -f peers/node_modules/statsd/stats.js ]; then
   mkdir -p peers
-  (cd peers && npm install --silent --no-audit --no-fund statsd@0.10.2 >/dev/null 2>&1) \
+  (cd peers && npm install --silent --no-audit --no-fund statsd@0.9.0 >/dev/null 2>&1) \
     || echo "install-peers: npm install statsd failed; statsd comparison tests will be skipped" >&2
 fi

@@ -73,11 +73,12 @@ class UdpPacketInput:
 
     def drain(self) -> int:
         """Handle every datagram already queued in the kernel (shutdown); returns how many."""
-        raw = self.sock
+        sock = self.sock
+        sock.settimeout(0.0)  # a gevent socket would otherwise wait for more data
         count = 0
         while True:
             try:
-                data = raw.recv(UDP_READ_BYTES, socket.MSG_DONTWAIT)
+                data = sock.recv(UDP_READ_BYTES)
             except (BlockingIOError, InterruptedError):
                 return count
             except OSError:

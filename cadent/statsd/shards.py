@@ -94,6 +94,7 @@ class ShardMesh:
         self._finals: set[int] = set()
         self._final_event = Event()
         self.dropped_updates = 0
+        self._bad_reported = 0
 
     # -- setup ------------------------------------------------------------------------
 
@@ -229,19 +230,17 @@ class ShardMesh:
             self.push()
 
     def _take_state(self) -> tuple[dict, int]:
-        engine = self.engine
-        settings = engine.settings
-        state = snapshot(engine.store)
-        # the pickle is built in _send before the store is touched again
-        bad, self._bad_reported = engine.stats.bad_lines_total - getattr(self, "_bad_reported", 0), engine.stats.bad_lines_total
-        return state, bad
+        """This interval's state plus bad lines seen since the last report (for mgmt stats)."""
+        total = self.engine.stats.bad_lines_total
+        bad, self._bad_reported = total - self._bad_reported, total
+        return snapshot(self.engine.store), bad
 
     def _reply_snapshot(self, kind: str) -> None:
         self.push()
         engine = self.engine
         settings = engine.settings
         state, bad = self._take_state()
-        self._send(0, (kind, state, bad))
+        self._send(0, (kind, state, bad))  # pickled before anything can touch the store
         engine.store.reset_after_flush(
             settings.delete_counters, settings.delete_timers, settings.delete_sets, settings.delete_gauges)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 import gevent
 
@@ -33,7 +34,7 @@ class RoutedOutput:
         *,
         flow: FlowControl,
         stats: Stats,
-        protocol: str = "pickle",
+        protocol: str | Callable[[Batch], bytes] = "pickle",
         max_queue_points: int = 10000,
         low_watermark_pct: float = 0.8,
         batch_points: int = 500,

@@ -1,0 +1,221 @@
+"""cadent-statsd vs Etsy statsd: loss-free UDP line rate, side by side, and RSS at 100k keys.
+
+For every daemon and every offered rate, a fresh daemon is started with a 1 s flush
+interval and a line sink as its carbon; one load process sends ``--seconds`` worth of
+datagrams (``--lines-per-packet`` statsd lines each, a mix of counters, timers and gauges
+over 10k keys) paced to the rate; then the bench sums ``statsd.metrics_received`` over the
+flushes that reach the sink (so a line counts only if it was received, parsed *and*
+flushed). Loss = 1 - counted / sent. The loss-free rate is the highest offered rate with
+loss < 0.1 %.
+
+Etsy statsd runs with a 4 MiB socket receive buffer (``net.core.rmem_default`` is raised
+to 4 MiB for its runs and restored afterwards); cadent-statsd runs with its defaults plus
+the worker counts given by ``--cadent-workers``.
+
+    python bench/statsd_bench.py [--rates 200000,400000,...] [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing import Process
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.e2e.statsd_helpers import RawCarbonSink, js_literal  # noqa: E402
+from tests.peers import free_port, wait_for_port  # noqa: E402
+
+STATSD_JS = REPO / "peers" / "node_modules" / "statsd" / "stats.js"
+RMEM = "/proc/sys/net/core/rmem_default"
+
+
+def _packets(lines_per_packet: int, keys: int = 10000, count: int = 2000, prefix: str = "bench") -> list[bytes]:
+    kinds = ("c", "ms", "g", "c")
+    out = []
+    n = 0
+    for _ in range(count):
+        lines = []
+        for _ in range(lines_per_packet):
+            lines.append(f"{prefix}.k{n % keys}:{n % 97}|{kinds[n % 4]}")
+            n += 1
+        out.append("\n".join(lines).encode())
+    return out
+
+
+def _blast(port: int, rate: float, seconds: float, lines_per_packet: int, result_path: str) -> None:
+    """Send paced datagrams; write how many lines went out."""
+    packets = _packets(lines_per_packet)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    per_s = rate / lines_per_packet
+    start = time.perf_counter()
+    sent = 0
+    total = int(per_s * seconds)
+    i = 0
+    while sent < total:
+        due = start + sent / per_s
+        now = time.perf_counter()
+        if due > now + 0.001:
+            time.sleep(due - now)
+        burst = min(64, total - sent)
+        for _ in range(burst):
+            try:
+                sock.sendto(packets[i], ("127.0.0.1", port))
+            except OSError:
+                pass
+            i = (i + 1) % len(packets)
+        sent += burst
+    Path(result_path).write_text(str(sent * lines_per_packet))
+
+
+class Daemon:
+    def __init__(self, kind: str, workers: int, tmp: Path, sink_port: int) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.mgmt = free_port()
+        config = {"port": self.port, "address": "127.0.0.1", "mgmt_port": self.mgmt,
+                  "mgmt_address": "127.0.0.1", "flushInterval": 1000, "graphiteHost": "127.0.0.1",
+                  "graphitePort": sink_port, "automaticConfigReload": False}
+        if kind == "cadent":
+            config["workers"] = workers
+            conf = tmp / "cadent.js"
+            conf.write_text(js_literal(config))
+            argv = [sys.executable, "-m", "cadent.daemons.statsd", "--config", str(conf), "--nodaemon",
+                    "--pidfile", str(tmp / "cadent.pid")]
+        else:
+            conf = tmp / "statsd.js"
+            conf.write_text(js_literal(config))
+            argv = ["node", str(STATSD_JS), str(conf)]
+        self.log = open(tmp / f"{kind}.log", "ab")
+        self.proc = subprocess.Popen(argv, cwd=str(REPO), stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+        wait_for_port("127.0.0.1", self.mgmt, 20, self.proc)
+
+    def rss(self) -> int:
+        import psutil
+
+        proc = psutil.Process(self.proc.pid)
+        return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+
+    def stop(self) -> None:
+        import signal
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+        self.log.close()
+
+
+def _counted(sink: RawCarbonSink, before: int) -> float:
+    return sum(float(line.split()[1]) for line in sink.all_lines()[before:]
+               if line.startswith("stats_counts.statsd.metrics_received "))
+
+
+def run_rate(kind: str, workers: int, rate: float, seconds: float, lpp: int) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="statsd-bench-"))
+    sink = RawCarbonSink()
+    daemon = Daemon(kind, workers, tmp, sink.port)
+    try:
+        sink.flush(15)
+        before = len(sink.all_lines())
+        result = tmp / "sent"
+        sender = Process(target=_blast, args=(daemon.port, rate, seconds, lpp, str(result)))
+        started = time.perf_counter()
+        sender.start()
+        sender.join()
+        elapsed = time.perf_counter() - started
+        sent = int(result.read_text())
+        last, stable_since = -1.0, time.monotonic()
+        while time.monotonic() - stable_since < 2.5:  # until two flushes add nothing
+            got = _counted(sink, before)
+            if got != last:
+                last, stable_since = got, time.monotonic()
+            time.sleep(0.2)
+        return {"daemon": kind, "workers": workers, "offered": rate, "achieved_send": sent / elapsed,
+                "sent": sent, "counted": int(last), "loss_pct": round(100 * (1 - last / sent), 3)}
+    finally:
+        daemon.stop()
+        sink.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def rss_at_keys(kind: str, workers: int, keys: int = 100_000) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="statsd-bench-"))
+    sink = RawCarbonSink()
+    daemon = Daemon(kind, workers, tmp, sink.port)
+    try:
+        sink.flush(15)
+        idle = daemon.rss()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        kinds = ("c", "ms", "g", "s")
+        for start in range(0, keys, 20):
+            body = "\n".join(f"rss.key{n}:{n % 13}|{kinds[n % 4]}" for n in range(start, min(keys, start + 20)))
+            sock.sendto(body.encode(), ("127.0.0.1", daemon.port))
+            if start % 2000 == 0:
+                time.sleep(0.002)
+        time.sleep(2.5)
+        return {"daemon": kind, "workers": workers, "keys": keys, "rss_idle_mib": round(idle / 2**20, 1),
+                "rss_mib": round(daemon.rss() / 2**20, 1)}
+    finally:
+        daemon.stop()
+        sink.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="200000,300000,400000,500000,600000,800000,1000000")
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--lines-per-packet", type=int, default=50)
+    parser.add_argument("--cadent-workers", default="1,2")
+    parser.add_argument("--skip-statsd", action="store_true")
+    parser.add_argument("--json", help="write results here")
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    runs: list[tuple[str, int]] = [("cadent", int(w)) for w in args.cadent_workers.split(",")]
+    if not args.skip_statsd:
+        if not STATSD_JS.exists():
+            print("Etsy statsd not installed (scripts/install-peers.sh); skipping it", file=sys.stderr)
+        else:
+            runs.insert(0, ("statsd", 1))
+    results = []
+    for kind, workers in runs:
+        saved = None
+        if kind == "statsd":
+            saved = Path(RMEM).read_text()
+            Path(RMEM).write_text(str(4 << 20))
+        try:
+            best = 0.0
+            for rate in rates:
+                row = run_rate(kind, workers, rate, args.seconds, args.lines_per_packet)
+                results.append(row)
+                print(json.dumps(row), flush=True)
+                if row["loss_pct"] < 0.1:
+                    best = max(best, rate)
+                elif row["loss_pct"] > 5:
+                    break
+            results.append(rss_at_keys(kind, workers))
+            print(json.dumps(results[-1]), flush=True)
+            print(f"== {kind} workers={workers}: loss-free (<0.1%) up to {best:,.0f} lines/s", flush=True)
+        finally:
+            if saved is not None:
+                Path(RMEM).write_text(saved)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
