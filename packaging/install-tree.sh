@@ -31,7 +31,9 @@ set -- --no-compile --disable-pip-version-check --quiet
 if [ -n "${CADENT_WHEELHOUSE:-}" ] && [ -d "${CADENT_WHEELHOUSE}" ]; then
     set -- "$@" --find-links "$CADENT_WHEELHOUSE"
 fi
-"$VENV/bin/pip" install "$@" "$SRC[api]"
+# gunicorn's gevent worker needs its [gevent] extra (packaging); setup.cfg's api extra
+# names plain gunicorn.
+"$VENV/bin/pip" install "$@" "$SRC[api]" "gunicorn[gevent]"
 for f in "$VENV"/bin/*; do
     [ -L "$f" ] && continue
     if head -c 2 "$f" | grep -q '#!' || grep -qI "$VENV" "$f"; then
@@ -40,6 +42,7 @@ for f in "$VENV"/bin/*; do
 done
 sed -i "s|$VENV|$VENV_FINAL|g" "$VENV/pyvenv.cfg"
 find "$VENV" -name direct_url.json -delete
+find "$VENV" -type d -empty -delete
 find "$VENV" -name __pycache__ -type d -prune -exec rm -rf {} +
 # Byte-code compiled for the final path; unchecked-hash pycs stay valid whatever mtimes the
 # package tools give the sources, so nothing is ever written under /usr at run time.

@@ -253,6 +253,10 @@ def main_for(role: Role, argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from cadent.compat.errors import ConfigError
 
+    name = f"{program} (instance {args.instance or 'a'})"
+    if args.action in ("stop", "status") and args.pidfile:
+        # Stopping must not depend on a config that may have been broken since the start.
+        return (do_stop if args.action == "stop" else do_status)(name, args.pidfile)
     try:
         settings = role.load_settings(args)
     except ConfigError as exc:
@@ -262,7 +266,6 @@ def main_for(role: Role, argv: list[str] | None = None) -> int:
         print(f"{program}: {exc}", file=sys.stderr)
         return 1
     pidfile = args.pidfile or role.pidfile(settings)
-    name = f"{program} (instance {args.instance or 'a'})"
 
     if args.check_config:
         print(f"{program}: configuration OK {role.describe(settings)}".rstrip())

@@ -277,3 +277,26 @@ def test_udp_datagrams_up_to_64k(tmp_path):
                 sock.sendto(b"udp.tail 1 1700000000\ngarbage\n", (LOCALHOST, udp_port))
             assert sink.wait_for_count(2501, timeout=10) == 2501
         assert {n for n, _, _ in sink.points()} == {f"udp.{i}" for i in range(2500)} | {"udp.tail"}
+
+
+def test_daemon_start_status_stop_verbs(tmp_path):
+    with FakeCarbonSink("pickle") as sink:
+        conf = relay_conf(tmp_path, [sink.destination("a")])
+        pidfile = tmp_path / "relay.pid"
+        try:
+            started = relay_cli(conf, "--pidfile", str(pidfile), "start")
+            assert started.returncode == 0, started.stderr
+            assert wait_until(lambda: pidfile.exists(), timeout=10)
+            status = relay_cli(conf, "--pidfile", str(pidfile), "status")
+            assert status.returncode == 0 and "is running" in status.stdout
+            (conf.parent / "carbon.conf").write_text("[relay]\nRELAY_METHOD = broken-now\n")
+            stopped = relay_cli(conf, "--pidfile", str(pidfile), "stop")
+            assert stopped.returncode == 0 and "stopped" in stopped.stdout
+            assert relay_cli(conf, "--pidfile", str(pidfile), "status").returncode == 1
+        finally:
+            pid = int(pidfile.read_text()) if pidfile.exists() else None
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
