@@ -11,20 +11,45 @@ from datetime import datetime, tzinfo
 from cadent.api import expr
 from cadent.api.finders.whisper import WhisperFinder
 from cadent.api.functions import Context, RenderError, evaluate
-from cadent.api.readers import read_series
+from cadent.api.readers import overlay_cache, read_files
 from cadent.api.series import TimeSeries
 
 
+# Below this many files a read is a few page-cache hits, cheaper than the hop to a thread
+# (the finder's directory listings run on the loop the same way).
+INLINE_READS = 8
+
+
+def run_blocking(func, *args):
+    """``func(*args)`` in gevent's thread pool when the process is monkey-patched, else inline."""
+    try:
+        from gevent import get_hub, monkey
+    except ImportError:
+        return func(*args)
+    if not monkey.is_module_patched("socket"):
+        return func(*args)
+    return get_hub().threadpool.apply(func, args)
+
+
 def make_fetcher(finder: WhisperFinder, now: int, cache_query: Callable | None):
-    """``fetch(pattern, start, end) -> [TimeSeries]`` over whisper files (cache merged)."""
+    """``fetch(pattern, start, end) -> [TimeSeries]`` over whisper files (cache merged).
+
+    The files of one pattern are read in one thread-pool call (disk reads and decoding off
+    the gevent loop; a handful of files inline); CarbonLink queries then run on the loop.
+    """
 
     def fetch(pattern: str, start: int, end: int) -> list[TimeSeries]:
+        nodes = sorted(finder.find(pattern, leaves_only=True), key=lambda n: n.path)
+        paths = [n.fs_path for n in nodes]
+        if len(paths) <= INLINE_READS:
+            found = read_files(paths, start, end, now)
+        else:
+            found = run_blocking(read_files, paths, start, end, now)
         out = []
-        for node in sorted(finder.find(pattern, leaves_only=True), key=lambda n: n.path):
-            result = read_series(node.fs_path, node.path, start, end, now, cache_query)
-            if result is None:
+        for node, item in zip(nodes, found):
+            if item is None:
                 continue
-            (s, e, step), values = result
+            (s, e, step), values = overlay_cache(item[0], item[1], node.path, cache_query)
             out.append(TimeSeries(node.path, s, e, step, values, path_expression=pattern))
         return out
 
@@ -81,13 +106,17 @@ def to_json(series: list[TimeSeries], max_points: int = 0, no_null_points: bool 
     """graphite's ``format=json`` body."""
     items = []
     for s, values, spp in apply_max_data_points(series, max_points):
-        pairs = [(v, s.start + i * spp) for i, v in enumerate(values) if s.start + i * spp <= s.end]
+        stamps = range(s.start, s.end + 1, spp)  # a point stamped after ``end`` is dropped
         if no_null_points:
-            pairs = [(v, t) for v, t in pairs if v is not None]
+            pairs = [(v, t) for v, t in zip(values, stamps) if v is not None]
             if not pairs:
                 continue
-        sep = ",\n    " if pretty else ", "
-        points = sep.join(f"[{_json_number(v)}, {t}]" for v, t in pairs)
+        else:
+            pairs = list(zip(values, stamps))
+        points = "" if pretty else json.dumps(pairs)[1:-1]
+        if pretty or "Infinity" in points or "NaN" in points:
+            sep = ",\n    " if pretty else ", "
+            points = sep.join(f"[{_json_number(v)}, {t}]" for v, t in pairs)
         items.append(
             '{"target": %s, "tags": %s, "datapoints": [%s]}'
             % (json.dumps(s.name), json.dumps(s.tags, sort_keys=True), points)
@@ -131,4 +160,4 @@ def to_pickle(series: list[TimeSeries]) -> bytes:
     )
 
 
-__all__ = ["apply_max_data_points", "evaluate_targets", "make_fetcher", "to_csv", "to_json", "to_pickle", "to_raw"]
+__all__ = ["apply_max_data_points", "evaluate_targets", "make_fetcher", "run_blocking", "to_csv", "to_json", "to_pickle", "to_raw"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from itertools import repeat
+from operator import truediv
 from dataclasses import dataclass, field
 
 from cadent.api.readers import AGGREGATORS
@@ -46,15 +48,60 @@ class TimeSeries:
         if vpp <= 1:
             return list(self.values)
         agg = consolidator(self.consolidation_func)
-        out = []
-        for i in range(0, len(self.values), vpp):
-            chunk = self.values[i : i + vpp]
-            usable = [v for v in chunk if v is not None]
-            if not usable or len(usable) / len(chunk) < self.x_files_factor:
-                out.append(None)
-            else:
-                out.append(agg(usable))
+        values, xff = self.values, self.x_files_factor
+
+        def bucket(chunk: list):
+            usable = [v for v in chunk if v is not None] if None in chunk else chunk
+            if not usable or len(usable) / len(chunk) < xff:
+                return None
+            return agg(usable)
+
+        whole = len(values) - len(values) % vpp
+        gaps = _none_positions(values, limit=whole // vpp // 8)
+        if gaps is None:  # mostly gaps: bucket by bucket
+            return [bucket(values[i : i + vpp]) for i in range(0, len(values), vpp)]
+        # reduce every full bucket in C with gaps read as 0, then redo the buckets holding gaps
+        filled = values
+        if gaps:
+            filled = list(values)
+            for i in gaps:
+                filled[i] = 0.0
+        out = _reduce_full_buckets(self.consolidation_func, agg, filled, vpp, whole)
+        for b in sorted({i // vpp for i in gaps if i < whole}):
+            out[b] = bucket(values[b * vpp : (b + 1) * vpp])
+        if whole < len(values):
+            out.append(bucket(values[whole:]))
         return out
+
+
+def _none_positions(values: list, limit: int) -> list[int] | None:
+    """Indexes of None in ``values`` (found in C), or None when there are more than ``limit``."""
+    found: list[int] = []
+    i = -1
+    while True:
+        try:
+            i = values.index(None, i + 1)
+        except ValueError:
+            return found
+        found.append(i)
+        if len(found) > limit:
+            return None
+
+
+def _reduce_full_buckets(func: str, agg, values: list, vpp: int, whole: int) -> list:
+    """``agg`` over each run of ``vpp`` values in ``values[:whole]`` (no None in them).
+
+    The built-in reducers give the same floats as ``agg`` (left-to-right ``sum``)."""
+    buckets = zip(*[iter(values[:whole])] * vpp)
+    if func in ("average", "avg"):
+        return list(map(truediv, map(sum, buckets), repeat(vpp)))
+    if func in ("sum", "max", "min"):
+        return list(map({"sum": sum, "max": max, "min": min}[func], buckets))
+    if func == "last":
+        return values[vpp - 1 : whole : vpp]
+    if func == "first":
+        return values[0:whole:vpp]
+    return list(map(agg, buckets))
 
 
 def consolidator(name: str):

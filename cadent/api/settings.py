@@ -18,7 +18,7 @@ class ApiSettings:
     carbonlink_hashing_type: str = "carbon_ch"
     replication_factor: int = 1
     carbon_metric_prefix: str = "carbon"
-    workers: int = 2
+    workers: int = 1
     time_zone: str = "UTC"
 
     @property

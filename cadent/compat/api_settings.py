@@ -1,101 +1,111 @@
 """The ``[api]`` section of a carbon.conf-style file → ``ApiSettings``.
 
-Keys (carbon naming, case-insensitive), overlaid by ``[api:<instance>]``:
+Keys (declared in ``cadent.compat.settings``, carbon naming, case-insensitive), overlaid by
+``[api:<instance>]``:
 
 | key | default | meaning |
 |---|---|---|
 | LISTEN_INTERFACE | 0.0.0.0 | HTTP bind address |
 | LISTEN_PORT | 8080 | HTTP port |
-| WHISPER_DIRS | ``[cache] LOCAL_DATA_DIR``, else ``STORAGE_DIR/whisper`` | comma list of whisper roots |
+| WHISPER_DIRS | ``[cache] LOCAL_DATA_DIR``, else ``[api] LOCAL_DATA_DIR`` (``STORAGE_DIR/whisper``) | comma list of whisper roots |
 | CARBONLINK_HOSTS | 127.0.0.1:7002 | comma list ``host:port[:instance]``; empty disables |
 | CARBONLINK_TIMEOUT | 1.0 | seconds, connect and every send/recv |
 | CARBONLINK_RETRY_DELAY | 15 | seconds a failed cache is left alone |
 | CARBONLINK_HASHING_TYPE | carbon_ch | carbon_ch, fnv1a_ch, mmh3_ch |
 | REPLICATION_FACTOR | 1 | distinct hosts a metric may live on; 0 disables CarbonLink |
 | CARBON_METRIC_PREFIX | carbon | names under it are asked of every cache |
-| WORKERS | 2 | gunicorn worker processes |
+| WORKERS | 1 | gunicorn worker processes (gevent workers) |
 | TIME_ZONE | UTC | default ``tz`` for absolute times and csv |
 """
 
 from __future__ import annotations
 
-import configparser
 import logging
-import os
 
 from cadent.api.settings import ApiSettings
+from cadent.compat.carbon_conf import DEFAULT_INSTANCE, read_carbon_conf
+from cadent.compat.errors import ConfigError
+from cadent.compat.settings import API
 from cadent.core.ring.hashing import HASH_TYPES
 
 log = logging.getLogger(__name__)
-
-_KNOWN = {
-    "listen_interface", "listen_port", "whisper_dirs", "carbonlink_hosts", "carbonlink_timeout",
-    "carbonlink_retry_delay", "carbonlink_hashing_type", "replication_factor",
-    "carbon_metric_prefix", "workers", "time_zone",
-}
 
 
 class ApiConfigError(ValueError):
     """A bad value in the ``[api]`` section; the message names file, section and key."""
 
 
-def _list(value: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip())
+def _items(value) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    return tuple(v.strip() for v in value if str(v).strip())
+
+
+def _given(path: str | None, instance: str | None, key: str | None, role: str = API) -> bool:
+    """Whether ``key`` (None: anything) is written in ``[role]`` / ``[role:<instance>]``."""
+    if path is None:
+        return False
+    from cadent.compat.carbon_ini import read_ini
+
+    wanted = {role, f"{role}:{instance or DEFAULT_INSTANCE}"}
+    return any(section.name in wanted and (key is None or key.lower() in section.options)
+               for section in read_ini(path))
 
 
 def read_api_settings(path: str | None, instance: str | None = None) -> ApiSettings:
-    """Parse ``path`` (None → all defaults) into ApiSettings; ApiConfigError on bad values."""
-    parser = configparser.ConfigParser(interpolation=None)
-    if path is not None:
-        with open(path, encoding="utf-8") as fh:
-            parser.read_file(fh, source=path)
-    values: dict[str, str] = {}
-    for section in ("api", f"api:{instance}" if instance else None):
-        if section and parser.has_section(section):
-            for key, value in parser.items(section):
-                if key not in _KNOWN:
-                    log.warning("%s [%s]: unknown key %s ignored", path, section, key.upper())
-                values[key] = value
-    default_dirs = ApiSettings().whisper_dirs
-    for section in ("cache", f"cache:{instance}" if instance else None):
-        if section and parser.has_section(section):
-            if parser.has_option(section, "local_data_dir"):
-                default_dirs = (parser.get(section, "local_data_dir"),)
-            elif parser.has_option(section, "storage_dir"):
-                default_dirs = (os.path.join(parser.get(section, "storage_dir"), "whisper"),)
+    """Parse ``path`` (None → all defaults) into ApiSettings; ApiConfigError on bad values.
 
-    def get(key: str, conv, default):
-        if key not in values:
-            return default
-        try:
-            return conv(values[key])
-        except ValueError as exc:
-            raise ApiConfigError(f"{path} [api]: bad {key.upper()} {values[key]!r}: {exc}") from None
-
-    settings = ApiSettings(
-        listen_host=get("listen_interface", str.strip, "0.0.0.0"),
-        listen_port=get("listen_port", int, 8080),
-        whisper_dirs=get("whisper_dirs", _list, default_dirs),
-        carbonlink_hosts=get("carbonlink_hosts", _list, ("127.0.0.1:7002",)),
-        carbonlink_timeout_s=get("carbonlink_timeout", float, 1.0),
-        carbonlink_retry_delay_s=get("carbonlink_retry_delay", float, 15.0),
-        carbonlink_hashing_type=get("carbonlink_hashing_type", str.strip, "carbon_ch"),
-        replication_factor=get("replication_factor", int, 1),
-        carbon_metric_prefix=get("carbon_metric_prefix", str.strip, "carbon"),
-        workers=get("workers", int, 2),
-        time_zone=get("time_zone", str.strip, "UTC"),
-    )
+    The file is read with ``read_carbon_conf(path, "api", instance)``: the same parsing,
+    unknown-key warnings and ``[api:<instance>]`` overlay as every other daemon.
+    """
+    try:
+        conf = read_carbon_conf(path, API, instance)
+    except ConfigError as exc:
+        raise ApiConfigError(str(exc)) from None
+    where = f"{path} [api]"
+    whisper_dirs = _items(conf.WHISPER_DIRS)
+    if not whisper_dirs:
+        data_dir = conf.LOCAL_DATA_DIR
+        if not _given(path, instance, "LOCAL_DATA_DIR") and _given(path, instance, None, "cache"):
+            try:
+                data_dir = read_carbon_conf(path, "cache", instance).LOCAL_DATA_DIR
+            except ConfigError as exc:
+                raise ApiConfigError(str(exc)) from None
+        whisper_dirs = (data_dir,)
+    try:
+        settings = ApiSettings(
+            listen_host=str(conf.LISTEN_INTERFACE).strip(),
+            listen_port=int(conf.LISTEN_PORT),
+            whisper_dirs=whisper_dirs,
+            carbonlink_hosts=_items(conf.CARBONLINK_HOSTS),
+            carbonlink_timeout_s=float(conf.CARBONLINK_TIMEOUT),
+            carbonlink_retry_delay_s=float(conf.CARBONLINK_RETRY_DELAY),
+            carbonlink_hashing_type=str(conf.CARBONLINK_HASHING_TYPE).strip(),
+            replication_factor=int(conf.REPLICATION_FACTOR),
+            carbon_metric_prefix=str(conf.CARBON_METRIC_PREFIX).strip(),
+            workers=int(conf.WORKERS),
+            time_zone=str(conf.TIME_ZONE).strip(),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ApiConfigError(f"{where}: {exc}") from None
+    if not 0 < settings.listen_port < 65536:
+        raise ApiConfigError(f"{where}: LISTEN_PORT {settings.listen_port} out of range")
+    if settings.workers < 1:
+        raise ApiConfigError(f"{where}: WORKERS must be at least 1")
     if settings.carbonlink_hashing_type not in HASH_TYPES:
-        raise ApiConfigError(f"{path} [api]: CARBONLINK_HASHING_TYPE must be one of {', '.join(HASH_TYPES)}")
+        raise ApiConfigError(f"{where}: CARBONLINK_HASHING_TYPE must be one of {', '.join(HASH_TYPES)}")
     from cadent.api.carbonlink import parse_host
 
+    servers = set()
     for host in settings.carbonlink_hosts:
         try:
-            parse_host(host)
+            servers.add(parse_host(host)[0])
         except ValueError as exc:
-            raise ApiConfigError(f"{path} [api]: CARBONLINK_HOSTS: {exc}") from None
-    if settings.replication_factor > len(set(parse_host(h)[0] for h in settings.carbonlink_hosts)) and settings.carbonlink_hosts:
-        raise ApiConfigError(f"{path} [api]: REPLICATION_FACTOR exceeds the number of CarbonLink servers")
+            raise ApiConfigError(f"{where}: CARBONLINK_HOSTS: {exc}") from None
+    if settings.carbonlink_hosts and settings.replication_factor > len(servers):
+        raise ApiConfigError(f"{where}: REPLICATION_FACTOR exceeds the number of CarbonLink servers")
     return settings
 
 

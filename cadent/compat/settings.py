@@ -132,6 +132,7 @@ RELAY = "relay"
 AGGREGATOR = "aggregator"
 AGGREGATOR_CACHE = "aggregator-cache"
 STATSD = "statsd"
+API = "api"
 
 _ALL = (CACHE, RELAY, AGGREGATOR, AGGREGATOR_CACHE)
 _WRITERS = (CACHE, AGGREGATOR_CACHE)
@@ -150,12 +151,12 @@ _declare([
     # --- paths (derived from GRAPHITE_ROOT / STORAGE_DIR when not set) ---
     ("CONF_DIR", None, "str", _ALL,
      "directory of the other config files; default: the directory of carbon.conf"),
-    ("STORAGE_DIR", None, "str", _ALL,
+    ("STORAGE_DIR", None, "str", _ALL + (API,),
      "base data directory; default $GRAPHITE_STORAGE_DIR, else $GRAPHITE_ROOT/storage"),
-    ("LOCAL_DATA_DIR", None, "str", _ALL, "whisper files; default STORAGE_DIR/whisper"),
-    ("LOG_DIR", None, "str", _ALL,
+    ("LOCAL_DATA_DIR", None, "str", _ALL + (API,), "whisper files; default STORAGE_DIR/whisper"),
+    ("LOG_DIR", None, "str", _ALL + (API,),
      "log directory; default STORAGE_DIR/log/<program>; <program>-<instance> is appended"),
-    ("PID_DIR", None, "str", _ALL, "pidfile directory; default STORAGE_DIR"),
+    ("PID_DIR", None, "str", _ALL + (API,), "pidfile directory; default STORAGE_DIR"),
     ("WHITELISTS_DIR", None, "str", _ALL, "legacy list directory; default STORAGE_DIR/lists"),
     ("USER", "", "str", _ALL, "switch to this user after binding the ports (empty: stay)"),
     ("ENABLE_LOGROTATION", True, "bool", _ALL, "reopen log files when rotated externally"),
@@ -192,7 +193,7 @@ _declare([
      "apply CONF_DIR/whitelist.conf and CONF_DIR/blacklist.conf to incoming names"),
     ("MIN_TIMESTAMP_RESOLUTION", 0, "int", _ALL,
      "round incoming timestamps down to a multiple of this many seconds (0: keep)"),
-    ("CARBON_METRIC_PREFIX", "carbon", "str", _ALL, "first node of self-metric names"),
+    ("CARBON_METRIC_PREFIX", "carbon", "str", _ALL + (API,), "first node of self-metric names"),
     ("CARBON_METRIC_INTERVAL", 60, "int", _ALL, "seconds between self-metric reports; 0 disables"),
     ("RAVEN_DSN", None, "str", _ALL, "Sentry DSN (accepted for compatibility; unused)"),
 
@@ -243,7 +244,8 @@ _declare([
     ("DESTINATION_SSL_CA", None, "str", _SENDERS, "CA bundle for the ssl transport"),
     ("DESTINATION_POOL_REPLICAS", False, "bool", _SENDERS,
      "pool destinations of the same host across replicas"),
-    ("REPLICATION_FACTOR", 1, "int", _SENDERS, "destinations each datapoint is sent to"),
+    ("REPLICATION_FACTOR", 1, "int", _SENDERS + (API,),
+     "destinations each datapoint is sent to (api: CarbonLink servers a metric may live on)"),
     ("DIVERSE_REPLICAS", True, "bool", _SENDERS, "replicas of a point go to distinct hosts"),
     ("ROUTER_HASH_TYPE", None, "str", _SENDERS,
      "ring position function: carbon_ch, fnv1a_ch, mmh3_ch (unset: carbon_ch; fast-*: mmh3_ch)"),
@@ -299,7 +301,7 @@ _declare([
     ("MANHOLE_HOST_KEY_DIR", "", "str", _ALL, "manhole (not supported)"),
 
     # --- cadent's own ---
-    ("WORKERS", 1, "int", (RELAY, AGGREGATOR, STATSD),
+    ("WORKERS", 1, "int", (RELAY, AGGREGATOR, STATSD, API),
      "worker processes sharing the listening ports with SO_REUSEPORT"),
     ("MAX_QUEUE_STALL_SECONDS", 30.0, "float", (RELAY, AGGREGATOR, STATSD),
      "how long one full destination queue may keep TCP receivers paused before that queue "
@@ -309,10 +311,22 @@ _declare([
      "that file, so this is off by default"),
     ("SHUTDOWN_DRAIN_SECONDS", 30.0, "float", _ALL + (STATSD,),
      "longest time SIGTERM spends delivering queued points or writing the cache"),
+
+    # --- cadent-api ([api] section) ---
+    ("LISTEN_INTERFACE", "0.0.0.0", "str", (API,), "HTTP bind address of cadent-api"),
+    ("LISTEN_PORT", 8080, "int", (API,), "HTTP port of cadent-api"),
+    ("WHISPER_DIRS", None, "list", (API,),
+     "whisper roots served; default [cache] LOCAL_DATA_DIR, else LOCAL_DATA_DIR"),
+    ("CARBONLINK_HOSTS", ["127.0.0.1:7002"], "list", (API,),
+     "CarbonLink servers host:port[:instance] asked for cached points; empty disables"),
+    ("CARBONLINK_TIMEOUT", 1.0, "float", (API,), "seconds for a CarbonLink connect and each send/recv"),
+    ("CARBONLINK_RETRY_DELAY", 15.0, "float", (API,), "seconds a failed CarbonLink server is left alone"),
+    ("CARBONLINK_HASHING_TYPE", "carbon_ch", "str", (API,), "CarbonLink ring: carbon_ch, fnv1a_ch or mmh3_ch"),
+    ("TIME_ZONE", "UTC", "str", (API,), "default tz for absolute times and csv output"),
 ])
 
 __all__ = [
-    "AGGREGATOR", "AGGREGATOR_CACHE", "CACHE", "KINDS", "RELAY", "STATSD", "Setting",
+    "AGGREGATOR", "AGGREGATOR_CACHE", "API", "CACHE", "KINDS", "RELAY", "STATSD", "Setting",
     "all_settings", "defaults", "get_setting", "known_names", "known_roles", "parse_value",
     "register",
 ]

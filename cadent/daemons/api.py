@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         "--bind", args.bind or settings.bind,
         "--workers", str(args.workers or settings.workers),
         "--access-logfile", "-",
+        # a render of thousands of long series is CPU-bound for seconds: don't let the
+        # arbiter take a busy worker for a hung one
+        "--timeout", "300",
         "cadent.api.wsgi:app",
     ]
     run()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sysconfig
 import time
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def _seed(root: str, now: int) -> None:
 def _extra_settings(path: Path, finders: bool) -> Path:
     repo = Path(__file__).resolve().parents[2]
     # appended after Debian's paths: only cadent and what Debian lacks (mmh3) come from here
-    extra = [str(repo)] + [str(p) for p in (repo / ".venv" / "lib").glob("python3*/site-packages")]
+    extra = [str(repo), sysconfig.get_paths()["purelib"]]
     lines = ["import sys as _sys",
              f"for _p in {tuple(extra)!r}:",
              "    if _p not in _sys.path:",
@@ -78,11 +79,15 @@ def stack(tmp_path_factory):
     api_port = free_port()
     api = CadentApi(write_api_conf(work / "api", data, api_port), api_port,
                     log_path=work / "cadent-api.log")
+    # generous remote timeouts: a slow answer on a loaded machine must not read as "no data"
+    slow = {"GW_FIND_TIMEOUT": "60", "GW_FETCH_TIMEOUT": "60"}
     webs = {
-        "local": GraphiteWeb(free_port(), work, GW_WHISPER_DIR=data),
+        "local": GraphiteWeb(free_port(), work, GW_WHISPER_DIR=data, **slow),
         "front": GraphiteWeb(free_port(), work, GW_WHISPER_DIR="none",
-                             GW_CLUSTER_SERVERS=f"{LOCALHOST}:{api_port}"),
-        "plugin": GraphiteWeb(free_port(), work, GW_WHISPER_DIR=data,
+                             GW_CLUSTER_SERVERS=f"{LOCALHOST}:{api_port}", **slow),
+        # STORAGE_FINDERS goes through the extra settings file: the harness's GW_FINDERS
+        # turns a single finder into a bare string
+        "plugin": GraphiteWeb(free_port(), work, GW_WHISPER_DIR=data, **slow,
                               GW_EXTRA_SETTINGS=str(_extra_settings(work / "plugin.py", True))),
     }
     try:

@@ -161,6 +161,9 @@ def test_find_glob_forms(client):
     assert ids("test.e2e.{m*,x}") == ["test.e2e.m1", "test.e2e.m2"]
     assert ids("test.e2e") == ["test.e2e"]
     assert ids("test") == ["test"]
+    # like graphite-web, a treejson id is the query's own prefix + the node name
+    assert ids("test.*.m1") == ["test.*.m1"]
+    assert ids("{test,x}.e2e") == ["{test,x}.e2e"]
 
 
 def test_expand_and_index(client):

@@ -35,3 +35,14 @@ def test_check_config_cli(tmp_path, capsys):
     assert "config OK" in capsys.readouterr().out
     conf.write_text("[api]\nLISTEN_PORT = nope\n")
     assert main(["--config", str(conf), "--check-config"]) == 2
+
+
+def test_read_through_carbon_conf(tmp_path, caplog):
+    conf = tmp_path / "carbon.conf"
+    conf.write_text(f"[api]\nSTORAGE_DIR = {tmp_path}\nCARBONLINK_HOSTS =\nLISTEN_PROT = 1\nWORKERS = 3\n")
+    with caplog.at_level("WARNING"):
+        s = read_api_settings(str(conf))
+    assert "unknown setting LISTEN_PROT; did you mean LISTEN_PORT?" in caplog.text
+    assert s.whisper_dirs == (str(tmp_path / "whisper"),)
+    assert s.carbonlink_hosts == () and s.workers == 3
+    assert read_api_settings(None).workers == 1
