@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--instance", help="overlay [api:<instance>] (and [cache:<instance>])")
     parser.add_argument("--bind", help="host:port, overrides LISTEN_INTERFACE/LISTEN_PORT")
     parser.add_argument("--workers", type=int, help="overrides WORKERS")
+    parser.add_argument("--pidfile", help="write gunicorn's master pid here")
     parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
     return parser
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = read_api_settings(args.config, args.instance)
     except (ApiConfigError, OSError, ValueError) as exc:
         print(f"cadent-api: {exc}", file=sys.stderr)
-        return 2
+        return 1
     if args.check_config:
         print(f"cadent-api: config OK (bind {settings.bind}, whisper {', '.join(settings.whisper_dirs)})")
         return 0
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         # a render of thousands of long series is CPU-bound for seconds: don't let the
         # arbiter take a busy worker for a hung one
         "--timeout", "300",
+        # gunicorn puts its working directory first on sys.path: never let a checkout's
+        # folders shadow installed packages
+        "--chdir", "/",
+        *(["--pidfile", os.path.abspath(args.pidfile)] if args.pidfile else []),
         "cadent.api.wsgi:app",
     ]
     run()

@@ -34,7 +34,7 @@ def test_check_config_cli(tmp_path, capsys):
     assert main(["--config", str(conf), "--check-config"]) == 0
     assert "config OK" in capsys.readouterr().out
     conf.write_text("[api]\nLISTEN_PORT = nope\n")
-    assert main(["--config", str(conf), "--check-config"]) == 2
+    assert main(["--config", str(conf), "--check-config"]) == 1
 
 
 def test_read_through_carbon_conf(tmp_path, caplog):

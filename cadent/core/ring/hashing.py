@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from hashlib import md5
 
-import mmh3
 
 HASH_TYPES: tuple[str, ...] = ("carbon_ch", "fnv1a_ch", "mmh3_ch")
 
@@ -46,6 +45,8 @@ def fnv1a_ch(key: str) -> int:
 
 def mmh3_ch(key: str) -> int:
     """MurmurHash3 x86_32 (seed 0) as a signed 32-bit position."""
+    import mmh3  # imported on first use: graphite-web's own Python may lack it
+
     return mmh3.hash(_utf8(key))
 
 
