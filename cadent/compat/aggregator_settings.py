@@ -14,12 +14,12 @@ from typing import Mapping
 
 from cadent.compat.aggregation_rules import AggregationRule, read_aggregation_rules
 from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
+from cadent.compat.daemon_settings import (DaemonPaths, OutputConfig, SelfMetricsConfig,
+                                           metric_filter, output_config, receiver_config,
+                                           self_metrics_config)
 from cadent.compat.errors import ConfigError
 from cadent.compat.lists import MetricFilter
-from cadent.compat.relay_settings import (
-    OutputConfig, SelfMetricsConfig, build_relay_router, metric_filter, output_config,
-    receiver_config, self_metrics_config,
-)
+from cadent.compat.relay_settings import build_relay_router
 from cadent.compat.rewrite_rules import RewriteRules, read_rewrite_rules
 from cadent.core.net.inputs import ReceiverConfig
 from cadent.core.route.routers import BaseRouter
@@ -36,7 +36,7 @@ class AggregatorRules:
 
 
 @dataclass(frozen=True)
-class AggregatorSettings:
+class AggregatorSettings(DaemonPaths):
     conf: CarbonSettings
     receivers: ReceiverConfig
     router: BaseRouter
@@ -50,13 +50,6 @@ class AggregatorSettings:
     log_misses: bool
     drain_seconds: float
 
-    @property
-    def pidfile(self) -> str:
-        return self.conf.pidfile
-
-    @property
-    def log_dir(self) -> str:
-        return self.conf.log_dir
 
     @property
     def rule_files(self) -> tuple[str, str]:

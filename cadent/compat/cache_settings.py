@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass
 
 from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
+from cadent.compat.daemon_settings import (DaemonPaths, SelfMetricsConfig, metric_filter,
+                                           receiver_config, self_metrics_config)
 from cadent.compat.errors import ConfigError
 from cadent.compat.lists import MetricFilter
-from cadent.compat.relay_settings import (SelfMetricsConfig, metric_filter, receiver_config,
-                                          self_metrics_config)
 from cadent.compat.storage_aggregation import StorageAggregation, load_storage_aggregation
 from cadent.compat.storage_schemas import StorageSchemas, load_storage_schemas
 from cadent.core.cache import STRATEGIES
@@ -50,7 +50,7 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
-class CacheSettings:
+class CacheSettings(DaemonPaths):
     conf: CarbonSettings
     receivers: ReceiverConfig
     metric_filter: MetricFilter | None
@@ -64,13 +64,6 @@ class CacheSettings:
     carbonlink: tuple[str, int] | None   # None: CACHE_QUERY_PORT = 0
     drain_seconds: float
 
-    @property
-    def pidfile(self) -> str:
-        return self.conf.pidfile
-
-    @property
-    def log_dir(self) -> str:
-        return self.conf.log_dir
 
 
 def _limit(value, path: str | None, name: str) -> float:

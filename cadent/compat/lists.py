@@ -125,6 +125,16 @@ class MetricFilter:
                 white += 1
         return kept, black, white
 
+    def apply(self, batch: Batch, stats) -> Batch:
+        """The points that pass, counting carbon's ``blacklistMatches`` / ``whitelistRejects``
+        into ``stats`` (anything with ``incr(name, n)``)."""
+        kept, blacklisted, rejected = self.filter_batch(batch)
+        if blacklisted:
+            stats.incr("blacklistMatches", blacklisted)
+        if rejected:
+            stats.incr("whitelistRejects", rejected)
+        return kept
+
 
 __all__ = ["BLACKLISTED", "MetricFilter", "NOT_WHITELISTED", "PASS", "parse_pattern_list",
            "read_pattern_list"]

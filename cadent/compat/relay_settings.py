@@ -10,8 +10,11 @@ from dataclasses import dataclass
 
 from cadent.compat.aggregation_rules import read_aggregation_rules
 from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
+from cadent.compat.daemon_settings import (DaemonPaths, OutputConfig, SelfMetricsConfig,
+                                           metric_filter, output_config, receiver_config,
+                                           self_metrics_config)
 from cadent.compat.errors import ConfigError
-from cadent.compat.lists import MetricFilter, read_pattern_list
+from cadent.compat.lists import MetricFilter
 from cadent.compat.relay_rules import read_relay_rules
 from cadent.compat.rewrite_rules import RewriteRules, read_rewrite_rules
 from cadent.core.net.inputs import ReceiverConfig
@@ -20,23 +23,7 @@ from cadent.core.route.routers import BaseRouter, build_router
 
 
 @dataclass(frozen=True)
-class OutputConfig:
-    protocol: str
-    max_queue_points: int
-    low_watermark_pct: float
-    batch_points: int
-    stall_seconds: float
-
-
-@dataclass(frozen=True)
-class SelfMetricsConfig:
-    prefix: str
-    instance: str
-    interval_s: float
-
-
-@dataclass(frozen=True)
-class RelaySettings:
+class RelaySettings(DaemonPaths):
     conf: CarbonSettings
     receivers: ReceiverConfig
     router: BaseRouter
@@ -47,41 +34,6 @@ class RelaySettings:
     workers: int
     drain_seconds: float
 
-    @property
-    def pidfile(self) -> str:
-        return self.conf.pidfile
-
-    @property
-    def log_dir(self) -> str:
-        return self.conf.log_dir
-
-
-def _address(interface: str, port: int) -> tuple[str, int] | None:
-    return (interface, int(port)) if int(port) else None
-
-
-def receiver_config(conf: CarbonSettings, *, reuse_port: bool) -> ReceiverConfig:
-    """The receivers a carbon.conf section asks for (port 0 disables one, as in carbon)."""
-    udp = _address(conf.UDP_RECEIVER_INTERFACE, conf.UDP_RECEIVER_PORT) if conf.ENABLE_UDP_LISTENER else None
-    max_conn = conf.MAX_RECEIVER_CONNECTIONS
-    idle = conf.METRIC_CLIENT_IDLE_TIMEOUT
-    return ReceiverConfig(
-        line=_address(conf.LINE_RECEIVER_INTERFACE, conf.LINE_RECEIVER_PORT),
-        pickle=_address(conf.PICKLE_RECEIVER_INTERFACE, conf.PICKLE_RECEIVER_PORT),
-        udp=udp,
-        pickle_max_bytes=int(conf.PICKLE_RECEIVER_MAX_LENGTH),
-        max_connections=None if max_conn in (None, float("inf")) else int(max_conn),
-        idle_timeout_s=None if idle in (None, "", 0) else float(idle),
-        min_timestamp_resolution=int(conf.MIN_TIMESTAMP_RESOLUTION or 0),
-        reuse_port=reuse_port,
-    )
-
-
-def metric_filter(conf: CarbonSettings) -> MetricFilter | None:
-    """carbon's white/blacklist from CONF_DIR, or None when USE_WHITELIST is off."""
-    if not conf.USE_WHITELIST:
-        return None
-    return MetricFilter(read_pattern_list(conf.whitelist), read_pattern_list(conf.blacklist))
 
 
 def relay_rewrite_rules(conf: CarbonSettings) -> RewriteRules | None:
@@ -120,24 +72,6 @@ def build_relay_router(conf: CarbonSettings) -> BaseRouter:
         )
     except ValueError as exc:
         raise ConfigError(conf.path, 0, str(exc)) from None
-
-
-def output_config(conf: CarbonSettings) -> OutputConfig:
-    protocol = conf.DESTINATION_PROTOCOL
-    if protocol not in ("pickle", "line"):
-        raise ConfigError(conf.path, 0, f"DESTINATION_PROTOCOL must be pickle or line, not {protocol!r}")
-    return OutputConfig(
-        protocol=protocol,
-        max_queue_points=int(conf.MAX_QUEUE_SIZE),
-        low_watermark_pct=float(conf.QUEUE_LOW_WATERMARK_PCT),
-        batch_points=int(conf.MAX_DATAPOINTS_PER_MESSAGE),
-        stall_seconds=float(conf.MAX_QUEUE_STALL_SECONDS),
-    )
-
-
-def self_metrics_config(conf: CarbonSettings) -> SelfMetricsConfig:
-    return SelfMetricsConfig(prefix=conf.CARBON_METRIC_PREFIX, instance=conf.instance,
-                             interval_s=float(conf.CARBON_METRIC_INTERVAL))
 
 
 def load_relay_settings(path: str | None, instance: str | None = None,

@@ -84,11 +84,7 @@ class AggregatorService:
     def ingest(self, batch: Batch, droppable: bool = False) -> None:
         """Entry point for every received batch."""
         if self.metric_filter is not None:
-            batch, blacklisted, rejected = self.metric_filter.filter_batch(batch)
-            if blacklisted:
-                self.stats.incr("blacklistMatches", blacklisted)
-            if rejected:
-                self.stats.incr("whitelistRejects", rejected)
+            batch = self.metric_filter.apply(batch, self.stats)
             if not batch:
                 return
         forwarded = self.pipeline.received(batch, time.time())

@@ -10,8 +10,9 @@ import argparse
 import logging
 from typing import TextIO
 
+from cadent.compat.daemon_settings import metric_filter
 from cadent.compat.relay_settings import (RelaySettings, build_relay_router, load_relay_settings,
-                                          metric_filter, relay_rewrite_rules, watched_files)
+                                          relay_rewrite_rules, watched_files)
 from cadent.core.route.rewrite import apply_rules
 from cadent.core.filewatch import FileWatcher
 from cadent.core.flow import FlowControl
@@ -49,11 +50,7 @@ class RelayService:
     def ingest(self, batch: Batch, droppable: bool = False) -> None:
         """Entry point for every received batch."""
         if self.metric_filter is not None:
-            batch, blacklisted, rejected = self.metric_filter.filter_batch(batch)
-            if blacklisted:
-                self.stats.incr("blacklistMatches", blacklisted)
-            if rejected:
-                self.stats.incr("whitelistRejects", rejected)
+            batch = self.metric_filter.apply(batch, self.stats)
             if not batch:
                 return
         if self.rewrite_rules is not None:

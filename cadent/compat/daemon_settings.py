@@ -1,0 +1,91 @@
+"""Settings every carbon-style daemon shares, read from its carbon.conf section.
+
+Receivers, the routed output, white/blacklists and self-metrics look the same in
+``[relay]``, ``[aggregator]`` and ``[cache]``; each role's settings module builds its own
+typed settings from these pieces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cadent.compat.carbon_conf import CarbonSettings
+from cadent.compat.errors import ConfigError
+from cadent.compat.lists import MetricFilter, read_pattern_list
+from cadent.core.net.inputs import ReceiverConfig
+
+
+class DaemonPaths:
+    """Mixin for a role's settings dataclass that holds its ``conf: CarbonSettings``."""
+
+    conf: CarbonSettings
+
+    @property
+    def pidfile(self) -> str:
+        return self.conf.pidfile
+
+    @property
+    def log_dir(self) -> str:
+        return self.conf.log_dir
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    protocol: str
+    max_queue_points: int
+    low_watermark_pct: float
+    batch_points: int
+    stall_seconds: float
+
+
+@dataclass(frozen=True)
+class SelfMetricsConfig:
+    prefix: str
+    instance: str
+    interval_s: float
+
+
+def _address(interface: str, port: int) -> tuple[str, int] | None:
+    return (interface, int(port)) if int(port) else None
+
+
+def receiver_config(conf: CarbonSettings, *, reuse_port: bool) -> ReceiverConfig:
+    """The receivers a carbon.conf section asks for (port 0 disables one, as in carbon)."""
+    udp = _address(conf.UDP_RECEIVER_INTERFACE, conf.UDP_RECEIVER_PORT) if conf.ENABLE_UDP_LISTENER else None
+    max_conn = conf.MAX_RECEIVER_CONNECTIONS
+    idle = conf.METRIC_CLIENT_IDLE_TIMEOUT
+    return ReceiverConfig(
+        line=_address(conf.LINE_RECEIVER_INTERFACE, conf.LINE_RECEIVER_PORT),
+        pickle=_address(conf.PICKLE_RECEIVER_INTERFACE, conf.PICKLE_RECEIVER_PORT),
+        udp=udp,
+        pickle_max_bytes=int(conf.PICKLE_RECEIVER_MAX_LENGTH),
+        max_connections=None if max_conn in (None, float("inf")) else int(max_conn),
+        idle_timeout_s=None if idle in (None, "", 0) else float(idle),
+        min_timestamp_resolution=int(conf.MIN_TIMESTAMP_RESOLUTION or 0),
+        reuse_port=reuse_port,
+    )
+
+
+def metric_filter(conf: CarbonSettings) -> MetricFilter | None:
+    """carbon's white/blacklist from CONF_DIR, or None when USE_WHITELIST is off."""
+    if not conf.USE_WHITELIST:
+        return None
+    return MetricFilter(read_pattern_list(conf.whitelist), read_pattern_list(conf.blacklist))
+
+
+def output_config(conf: CarbonSettings) -> OutputConfig:
+    protocol = conf.DESTINATION_PROTOCOL
+    if protocol not in ("pickle", "line"):
+        raise ConfigError(conf.path, 0, f"DESTINATION_PROTOCOL must be pickle or line, not {protocol!r}")
+    return OutputConfig(
+        protocol=protocol,
+        max_queue_points=int(conf.MAX_QUEUE_SIZE),
+        low_watermark_pct=float(conf.QUEUE_LOW_WATERMARK_PCT),
+        batch_points=int(conf.MAX_DATAPOINTS_PER_MESSAGE),
+        stall_seconds=float(conf.MAX_QUEUE_STALL_SECONDS),
+    )
+
+
+def self_metrics_config(conf: CarbonSettings) -> SelfMetricsConfig:
+    return SelfMetricsConfig(prefix=conf.CARBON_METRIC_PREFIX, instance=conf.instance,
+                             interval_s=float(conf.CARBON_METRIC_INTERVAL))
