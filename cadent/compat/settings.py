@@ -205,7 +205,8 @@ _declare([
     ("MAX_UPDATES_PER_SECOND_ON_SHUTDOWN", None, "int", _WRITERS,
      "update rate limit while draining at shutdown (unset: MAX_UPDATES_PER_SECOND)"),
     ("MAX_CREATES_PER_MINUTE", _INF, "int", _WRITERS,
-     "most new whisper files per minute; points of metrics over the limit are dropped"),
+     "most new whisper files per minute; a metric over the limit keeps its points in the "
+     "cache and is created later (carbon drops them)"),
     ("MIN_TIMESTAMP_LAG", 0, "int", _WRITERS,
      "keep points newer than this many seconds in the cache (timesorted strategy)"),
     ("CACHE_WRITE_STRATEGY", "sorted", "str", _WRITERS,

@@ -83,6 +83,8 @@ def test_slow_disk_keeps_points_queryable_and_sigterm_writes_everything(tmp_path
         with CarbonLink(int(s["CACHE_QUERY_PORT"])) as link:
             # the tagged point was sent last on the same connection: once it is in, all are
             assert wait_for(lambda: link.query("test.tagged;host=a;dc=par"), 10)
+            # each new metric's file exists at once (well before its turn to be written)
+            assert wait_for(lambda: all(wsp(conf, m).exists() for m in metrics), 5)
             answers = link.request(type="cache-query-bulk", metrics=metrics)["datapointsByMetric"]
             expected = {float(base + 10 * j): float(j) for j in range(10)}
             for m in metrics:
@@ -92,8 +94,6 @@ def test_slow_disk_keeps_points_queryable_and_sigterm_writes_everything(tmp_path
                 assert seen == expected, m
             # two updates a second: most metrics are still only in memory ...
             assert sum(len(answers[m]) == 10 for m in metrics) > 30
-            # ... yet each new metric's file exists already
-            assert wait_for(lambda: all(wsp(conf, m).exists() for m in metrics), 10)
             assert link.query("test.tagged;host=a;dc=par") == [(float(base), 7.0)]
         assert _stop(cache) == 0
         log = cache.log_text()
@@ -218,3 +218,26 @@ def test_two_instances_behind_a_consistent_hashing_relay(tmp_path):
     for inst in ("a", "b"):
         expected = {n for n in names if where[n] == f"127.0.0.1:{pa if inst == 'a' else pb}:{inst}"}
         assert expected and files(inst) == expected
+
+
+def test_sighup_reloads_storage_rules_for_new_files(tmp_path):
+    conf = cache_conf(tmp_path)
+    base = _base()
+    with CadentProcess(conf, "cache") as cache:
+        port = int(cache.settings["LINE_RECEIVER_PORT"])
+        send_lines(port, [f"test.before.x 1 {base}"])
+        assert wait_for(lambda: wsp(conf, "test.before.x").exists(), 10)
+        (conf.parent / "storage-schemas.conf").write_text(
+            "[new]\npattern = ^test\\.after\\.\nretentions = 30s:2h\n")
+        (conf.parent / "storage-aggregation.conf").write_text(
+            "[new]\npattern = .*\nxFilesFactor = 0.25\naggregationMethod = last\n")
+        cache.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "reloaded" in cache.log_text(), 10)
+        send_lines(port, [f"test.after.x 1 {base}"])
+        assert wait_for(lambda: wsp(conf, "test.after.x").exists(), 10)
+        assert _stop(cache) == 0
+    before = whisper.info(str(wsp(conf, "test.before.x")))
+    after = whisper.info(str(wsp(conf, "test.after.x")))
+    assert [(a["secondsPerPoint"], a["points"]) for a in before["archives"]] == [(10, 2160), (60, 1440)]
+    assert [(a["secondsPerPoint"], a["points"]) for a in after["archives"]] == [(30, 240)]
+    assert (after["xFilesFactor"], after["aggregationMethod"]) == (0.25, "last")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cache_helpers import CarbonLink, cache_conf, data_dir, send_lines, stored, wsp
+from tests.e2e.cache_helpers import (CarbonLink, cache_conf, data_dir, send_lines, stored, wait_for,
+                                     wsp)
 from tests.peers import LOCALHOST, CadentProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -66,7 +67,8 @@ def test_graphite_web_sees_cached_points_then_the_same_points_on_disk(tmp_path, 
                 time.sleep(0.1)
             assert len(link.query(name)) == 30
         path = wsp(conf, name)
-        assert path.exists() and stored(path, now - 900) == {}  # file made, no point on disk
+        assert wait_for(path.exists, 5)                  # the file is made at once ...
+        assert stored(path, now - 900) == {}             # ... but no point is on disk
 
         env = dict(graphite_web_env, GW_WHISPER_DIR=str(data_dir(conf)),
                    GW_CARBONLINK_HOSTS=f"{LOCALHOST}:{s['CACHE_QUERY_PORT']}:a")
