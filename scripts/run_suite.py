@@ -76,8 +76,8 @@ def main() -> int:
 cadent single-box suite is running (data under {run_dir}/storage):
 """ + "".join(f"  {label:<14} 127.0.0.1:{port}\n" for label, port in PORTS) + """
 Send a first metric and read it back:
-  echo "hello.world 42 $(date +%s)" | nc -q0 127.0.0.1 2013
-  echo "hello.counter:1|c" | nc -u -q0 127.0.0.1 8125
+  echo "hello.world 42 $(date +%s)" > /dev/tcp/127.0.0.1/2013
+  echo "hello.counter:1|c" > /dev/udp/127.0.0.1/8125
   curl 'http://127.0.0.1:8080/render?target=hello.world&from=-5min&format=json'
   curl 'http://127.0.0.1:8080/metrics/find?query=stats.*'
 
