@@ -37,6 +37,9 @@ def _set_receive_buffer(sock: socket.socket, size: int) -> int:
     return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
 
+YIELD_EVERY = 32
+
+
 class UdpPacketInput:
     """One UDP socket; every datagram (up to 64 KiB) → ``handler(bytes)``."""
 
@@ -59,7 +62,13 @@ class UdpPacketInput:
 
     def _run(self) -> None:
         recv, handler = self.sock.recv, self.handler
+        received = 0
         while True:
+            received += 1
+            if received % YIELD_EVERY == 0:
+                # A socket that always has data never blocks, so never lets the flush
+                # timer or the shard exchange run: give them a turn.
+                gevent.sleep(0)
             try:
                 data = recv(UDP_READ_BYTES)
             except OSError as exc:

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 Sink = Callable[[Batch, bool], None]
 READ_BYTES = 256 * 1024
 UDP_READ_BYTES = 65536  # the largest UDP payload is 65527 bytes
+# A socket that always has data never blocks, so its greenlet would never let the senders,
+# timers or other connections run: every this many reads it yields once.
+YIELD_EVERY_READS = 16
 
 
 class StreamParser(Protocol):
@@ -103,10 +106,14 @@ class TcpReceiver:
         flow, sink, stats = self.flow, self.sink, self.stats
         conn.settimeout(self.idle_timeout_s)
         self.connections.active += 1
+        reads = 0
         try:
             while True:
+                reads += 1
                 if not flow.is_open:
                     flow.wait()
+                elif reads % YIELD_EVERY_READS == 0:
+                    gevent.sleep(0)
                 try:
                     data = conn.recv(READ_BYTES)
                 except socket.timeout:
@@ -172,7 +179,11 @@ class UdpReceiver:
         buf = bytearray(UDP_READ_BYTES)
         view = memoryview(buf)
         parser, sink, stats = self.parser, self.sink, self.stats
+        reads = 0
         while True:
+            reads += 1
+            if reads % YIELD_EVERY_READS == 0:
+                gevent.sleep(0)
             try:
                 size = self.sock.recv_into(buf)
             except OSError as exc:
