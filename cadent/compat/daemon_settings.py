@@ -13,6 +13,7 @@ from cadent.compat.carbon_conf import CarbonSettings
 from cadent.compat.errors import ConfigError
 from cadent.compat.lists import MetricFilter, read_pattern_list
 from cadent.core.net.inputs import ReceiverConfig
+from cadent.core.net.output import OutputConfig
 
 
 class DaemonPaths:
@@ -27,15 +28,6 @@ class DaemonPaths:
     @property
     def log_dir(self) -> str:
         return self.conf.log_dir
-
-
-@dataclass(frozen=True)
-class OutputConfig:
-    protocol: str
-    max_queue_points: int
-    low_watermark_pct: float
-    batch_points: int
-    stall_seconds: float
 
 
 @dataclass(frozen=True)

@@ -62,11 +62,8 @@ class AggregatorService:
         self.flow = FlowControl()
         self.stats = Stats()
         ProcessGauges().install(self.stats)
-        out = settings.output
-        self.output = RoutedOutput(
-            settings.router, flow=self.flow, stats=self.stats, protocol=out.protocol,
-            max_queue_points=out.max_queue_points, low_watermark_pct=out.low_watermark_pct,
-            batch_points=out.batch_points, stall_seconds=out.stall_seconds)
+        self.output = RoutedOutput.from_config(settings.router, settings.output,
+                                               flow=self.flow, stats=self.stats)
         self.pipeline = build_pipeline(settings)
         self.aggregator = self.pipeline.aggregator
         self.stats.gauge("allocatedBuffers", lambda: self.aggregator.allocated_buffers)

@@ -33,11 +33,8 @@ class RelayService:
         self.flow = FlowControl()
         self.stats = Stats()
         ProcessGauges().install(self.stats)
-        out = settings.output
-        self.output = RoutedOutput(
-            settings.router, flow=self.flow, stats=self.stats, protocol=out.protocol,
-            max_queue_points=out.max_queue_points, low_watermark_pct=out.low_watermark_pct,
-            batch_points=out.batch_points, stall_seconds=out.stall_seconds)
+        self.output = RoutedOutput.from_config(settings.router, settings.output,
+                                               flow=self.flow, stats=self.stats)
         self.metric_filter = settings.metric_filter
         self.rewrite_rules = settings.rewrite_rules
         self.watcher = FileWatcher(watched_files(settings.conf), self.reload_filters)

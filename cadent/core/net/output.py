@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import gevent
@@ -23,6 +24,18 @@ from cadent.core.route.routers import Router, route_batch
 from cadent.core.stats import Stats
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """How a routed output queues and sends (carbon.conf's DESTINATION_PROTOCOL, MAX_QUEUE_SIZE,
+    QUEUE_LOW_WATERMARK_PCT, MAX_DATAPOINTS_PER_MESSAGE, MAX_QUEUE_STALL_SECONDS)."""
+
+    protocol: str
+    max_queue_points: int
+    low_watermark_pct: float
+    batch_points: int
+    stall_seconds: float
 
 
 class RoutedOutput:
@@ -55,6 +68,14 @@ class RoutedOutput:
             self.senders[destination] = sender
             stats.gauge(sender.prefix + "relayMaxQueueLength", self._max_queue_reader(queue))
         self._last_unroutable_log = 0.0
+
+    @classmethod
+    def from_config(cls, router: Router, config: OutputConfig, *, flow: FlowControl,
+                    stats: Stats) -> "RoutedOutput":
+        return cls(router, flow=flow, stats=stats, protocol=config.protocol,
+                   max_queue_points=config.max_queue_points,
+                   low_watermark_pct=config.low_watermark_pct,
+                   batch_points=config.batch_points, stall_seconds=config.stall_seconds)
 
     @staticmethod
     def _max_queue_reader(queue: PointQueue):
