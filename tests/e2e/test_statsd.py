@@ -332,3 +332,22 @@ def test_proxy_routes_like_proxy_js_and_follows_health(tmp_path):
     finally:
         for node in nodes.values():
             node.close()
+
+
+def test_proxy_with_tcp_input_forwards_each_line_to_its_node(tmp_path):
+    vec = GOLDEN["proxy"]
+    nodes = {f"{n['host']}:{n['port']}": _FakeNode(n["port"], n["adminport"]) for n in vec["config"]["nodes"]}
+    config = dict(vec["config"], port=free_port(), mgmt_port=free_port(), server="./servers/tcp")
+    routes = {p["label"]: p for p in vec["phases"]}["all_up"]["routes"]
+    try:
+        with StatsdDaemon(tmp_path / "proxy", config, extra_args=["--proxy"]):
+            want_nodes = {p["label"]: p for p in vec["phases"]}["all_up"]["status_reply"].split("nodes: ", 1)[1]
+            assert wait_until(lambda: mgmt(config["mgmt_port"], "status", "\n").endswith("nodes: " + want_nodes), 5)
+            with socket.create_connection((LOCAL, config["port"]), timeout=5) as conn:
+                conn.sendall("".join(f"{key}:1|c\n" for key in routes).encode())
+            assert wait_until(lambda: sum(len(n.received) for n in nodes.values()) == len(routes), 5)
+            got = {r.decode().split(":1|c")[0]: nid for nid, n in nodes.items() for r in n.received}
+            assert got == routes
+    finally:
+        for node in nodes.values():
+            node.close()
