@@ -292,6 +292,10 @@ class _FakeNode:
     def close(self) -> None:
         self._stop = True
         self.udp.close()
+        try:
+            self.admin.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        except OSError:
+            pass
         self.admin.close()
 
 
