@@ -47,6 +47,7 @@ class CacheConfig:
     min_timestamp_lag: int            # MIN_TIMESTAMP_LAG
     max_updates_per_second: float     # inf: no limit
     max_creates_per_minute: float     # inf: no limit
+    writer_threads: int = 1           # WRITER_THREADS
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,15 @@ def _limit(value, path: str | None, name: str) -> float:
     return math.inf if number <= 0 or math.isinf(number) else number
 
 
+def _threads(conf: CarbonSettings) -> int:
+    """WRITER_THREADS: a whole number of at least 1."""
+    value = conf.WRITER_THREADS
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(conf.path or "carbon.conf", 0,
+                          f"WRITER_THREADS must be a whole number of at least 1, not {value!r}")
+    return value
+
+
 def cache_config(conf: CarbonSettings) -> CacheConfig:
     strategy = str(conf.CACHE_WRITE_STRATEGY).strip().lower()
     if strategy not in STRATEGIES:
@@ -92,6 +102,7 @@ def cache_config(conf: CarbonSettings) -> CacheConfig:
                                       "MAX_UPDATES_PER_SECOND"),
         max_creates_per_minute=_limit(conf.MAX_CREATES_PER_MINUTE, conf.path,
                                       "MAX_CREATES_PER_MINUTE"),
+        writer_threads=_threads(conf),
     )
 
 

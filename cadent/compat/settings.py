@@ -207,6 +207,10 @@ _declare([
     ("MAX_CREATES_PER_MINUTE", _INF, "int", _WRITERS,
      "most new whisper files per minute; a metric over the limit keeps its points in the "
      "cache and is created later (carbon drops them)"),
+    ("WRITER_THREADS", 1, "int", (CACHE,),
+     "threads writing whisper files in parallel; a metric is never written by two threads "
+     "at once (more than 1 pays off only when writes wait on the disk, e.g. with "
+     "WHISPER_AUTOFLUSH or files not in the page cache)"),
     ("MIN_TIMESTAMP_LAG", 0, "int", _WRITERS,
      "keep points newer than this many seconds in the cache (timesorted strategy)"),
     ("CACHE_WRITE_STRATEGY", "sorted", "str", _WRITERS,

@@ -20,6 +20,8 @@ Drain order (``pop_next``), carbon's CACHE_WRITE_STRATEGY:
 
 Points popped for writing stay visible to ``get`` until the writer calls ``done`` (or puts
 them back with ``requeue``), so CarbonLink never misses points that are on their way to disk.
+While a metric is in flight ``pop_next`` leaves it alone, so several writer threads never
+write the same metric at once (its newer points wait for the next pop after ``done``).
 
 Threads: the gevent loop stores and queries while the writer pops from a real OS thread. All
 state sits behind one native lock (``cadent.core.native``) held only for dict operations;
@@ -168,11 +170,13 @@ class MetricCache:
     def pop_next(self, skip: Container[str] = ()) -> tuple[str, CachedPoints] | None:
         """Pop the next metric by strategy, skipping names in ``skip``; None if none is due.
 
-        The points (sorted by timestamp) stay visible to ``get`` until ``done``/``requeue``.
+        The points (sorted by timestamp) stay visible to ``get`` until ``done``/``requeue``;
+        meanwhile the metric is not popped again.
         """
         if self.strategy == "max":
             with self._lock:
-                name = max((n for n in self._data if n not in skip),
+                flying = self._inflight
+                name = max((n for n in self._data if n not in flying and n not in skip),
                            key=lambda n: len(self._data[n]), default=None)
                 popped = self._pop_locked(name) if name is not None else None
         else:
@@ -241,10 +245,10 @@ class MetricCache:
     def _pop_from_queue(self, skip: Container[str]) -> tuple[str, dict[float, float]] | None:
         for fresh in (False, True):
             with self._lock:
-                queue, data = self._queue, self._data
+                queue, data, flying = self._queue, self._data, self._inflight
                 while queue:
                     name = queue.pop()
-                    if name in data and name not in skip:
+                    if name in data and name not in flying and name not in skip:
                         return self._pop_locked(name)
                 if fresh or not data:
                     return None

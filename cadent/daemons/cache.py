@@ -65,7 +65,8 @@ class CacheService:
             tag_hash_filenames=wc.tag_hash_filenames, fadvise_random=wc.fadvise_random)
         self.drainer = Drainer(self.cache, self.writer,
                                max_updates_per_second=cc.max_updates_per_second,
-                               max_creates_per_minute=cc.max_creates_per_minute)
+                               max_creates_per_minute=cc.max_creates_per_minute,
+                               threads=cc.writer_threads)
         self.metric_filter = settings.metric_filter
         self.inputs = Inputs(settings.receivers, self.ingest, flow=self.flow, stats=self.stats)
         self.carbonlink = None

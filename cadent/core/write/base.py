@@ -1,7 +1,7 @@
 """The interface every storage writer implements, and a fan-out over several writers.
 
-Writers are called from the cache's writer thread only (a real OS thread), one call at a time,
-so they may block. ``write`` returns the number of points it committed; any exception means
+Writers are called from the cache's writer threads (real OS threads, WRITER_THREADS of them),
+never with two calls for the same metric at once, so they may block. ``write`` returns the number of points it committed; any exception means
 nothing is known to be written and the caller keeps the points for a retry.
 """
 

@@ -1,22 +1,26 @@
-"""The writer loop: moves points from the MetricCache to a Writer in a real OS thread.
+"""The writer loop: moves points from the MetricCache to a Writer in real OS threads.
 
 Each step first creates storage for metrics that arrived since the previous step (so a new
 series gets its whisper file at once and graphite-web can see it), then writes one metric
 chosen by the cache's strategy.
 
-* MAX_CREATES_PER_MINUTE: a token bucket (capacity N, N/60 per second). A metric over the limit
-  keeps its points in the cache and is created when a token frees up (``droppedCreates`` stays
-  0: nothing is dropped).
-* MAX_UPDATES_PER_SECOND: a blocking token bucket (capacity N, N per second) taken before each
-  write.
+* ``threads`` writer threads run the loop side by side (the disk syscalls release the GIL).
+  A metric is never written by two threads at once: the cache does not pop a metric while a
+  batch of it is in flight, and a file is created by the one thread that claimed its name.
+* MAX_CREATES_PER_MINUTE: a token bucket (capacity N, N/60 per second) shared by the threads.
+  A metric over the limit keeps its points in the cache and is created when a token frees up
+  (``droppedCreates`` stays 0: nothing is dropped).
+* MAX_UPDATES_PER_SECOND: a blocking token bucket (capacity N, N per second) shared by the
+  threads, taken before each write.
 * A failed create or write (disk full, permissions) is logged and counted in ``errors``; the
   points go back into the cache and that metric is retried after a growing delay, while the
   other metrics keep flowing. When every attempt fails the whole loop backs off too.
 * ``stop(timeout)`` writes everything left, ignoring both rate limits, and says whether the
   cache ended empty.
 
-The thread comes from a one-worker ``gevent.threadpool.ThreadPool``: a genuine OS thread
-whose completion the gevent loop can wait on with a timeout.
+The threads come from a ``gevent.threadpool.ThreadPool``: genuine OS threads whose completion
+the gevent loop can wait on with a timeout. The shared bookkeeping sits behind one native lock
+held only for dict and bucket operations, never across disk I/O.
 """
 
 from __future__ import annotations
@@ -36,10 +40,15 @@ IDLE_WAIT_S = 1.0
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
 LOOP_BACKOFF_MAX_S = 5.0
+FLUSH_POLL_S = 0.05
+CREATE_CHUNK = 64
 
 
 class TokenBucket:
-    """``capacity`` tokens, refilled at ``rate`` per second; infinite rate = no limit."""
+    """``capacity`` tokens, refilled at ``rate`` per second; infinite rate = no limit.
+
+    Not locked itself: the Drainer calls it under its own lock.
+    """
 
     def __init__(self, capacity: float, rate: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -65,6 +74,11 @@ class TokenBucket:
             return 0.0
         return (1 - self._tokens) / self.rate
 
+    def refund(self) -> None:
+        """Give back a token taken for work that turned out not to exist."""
+        if not self.unlimited:
+            self._tokens = min(self.capacity, self._tokens + 1)
+
     def wait_time(self) -> float:
         """Seconds until a token is available (0 if one is), without taking it."""
         if self.unlimited:
@@ -74,22 +88,27 @@ class TokenBucket:
 
 
 class _Skip:
-    """Names the next pop must leave alone: awaiting creation, or backing off after errors."""
+    """Names the next pop must leave alone: awaiting creation, or backing off after errors.
 
-    def __init__(self, pending: dict[str, None], retry_at: dict[str, float], now: float) -> None:
+    Only membership tests (atomic on dicts and sets) run against the live maps.
+    """
+
+    def __init__(self, pending: dict[str, None], creating: set[str],
+                 retry_at: dict[str, float], now: float) -> None:
         self.pending = pending
+        self.creating = creating
         self.retry_at = retry_at
         self.now = now
 
     def __contains__(self, name: object) -> bool:
-        if name in self.pending:
+        if name in self.pending or name in self.creating:
             return True
         until = self.retry_at.get(name)  # type: ignore[arg-type]
         return until is not None and until > self.now
 
 
 class Drainer:
-    """Writes the cache out through ``writer`` (see module doc)."""
+    """Writes the cache out through ``writer`` with ``threads`` threads (see module doc)."""
 
     def __init__(
         self,
@@ -98,32 +117,35 @@ class Drainer:
         max_updates_per_second: float = 500,
         max_creates_per_minute: float = math.inf,
         clock: Callable[[], float] = time.monotonic,
+        threads: int = 1,
     ) -> None:
         self.cache = cache
         self.writer = writer
+        self.threads = max(1, int(threads))
         self._clock = clock
+        self._lock = allocate_lock()
         self._updates = TokenBucket(max_updates_per_second, max_updates_per_second, clock)
         self._creates = TokenBucket(max_creates_per_minute, max_creates_per_minute / 60, clock)
         self._known: set[str] = set()
-        self._pending: dict[str, None] = {}
+        self._pending: dict[str, None] = {}      # awaiting creation, claimed by no thread
+        self._creating: set[str] = set()         # claimed by one thread for exists/create
         self._retry_at: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._loop_failures = 0
         self._stopping = False
         self._deadline = math.inf
-        self._stats_lock = allocate_lock()
         self._reset_counters()
         self._pool = None
-        self._result = None
+        self._results: list = []
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Run the loop in its own OS thread."""
+        """Run the loop in ``threads`` OS threads."""
         from gevent.threadpool import ThreadPool
 
-        self._pool = ThreadPool(1)
-        self._result = self._pool.spawn(self._run)
+        self._pool = ThreadPool(self.threads)
+        self._results = [self._pool.spawn(self._run) for _ in range(self.threads)]
 
     def stop(self, timeout: float = 60.0) -> bool:
         """Write everything left (within ``timeout`` s); True when nothing remains cached."""
@@ -131,18 +153,21 @@ class Drainer:
         # everything goes to disk now, including points MIN_TIMESTAMP_LAG would hold back
         self.cache.min_timestamp_lag = 0
         self._stopping = True
-        self.cache.data_ready.set()
-        if self._result is not None:
-            try:
-                self._result.get(timeout=timeout + 1.0)
-            except Exception:
-                log.exception("writer thread did not finish cleanly")
+        self.cache.data_ready.set()  # each thread passes the wake-up on as it leaves
+        if self._results:
+            until = time.monotonic() + timeout + 1.0
+            for result in self._results:
+                try:
+                    result.get(timeout=max(until - time.monotonic(), 0.01))
+                except Exception:
+                    log.exception("writer thread did not finish cleanly")
             self._pool.kill()
-            self._pool = self._result = None
+            self._pool = None
+            self._results = []
         else:
             self.flush_all(self._deadline)
         left = self.cache.size
-        if left or self._pending:
+        if left or self.pending_creates:
             log.error("stopping with %d points not written", left)
             return False
         return True
@@ -150,46 +175,64 @@ class Drainer:
     # -- the loop -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stopping:
-            try:
-                worked = self.step()
-            except Exception:
-                log.exception("unexpected error in the writer loop")
-                worked = False
-            if worked:
-                continue
-            if self._loop_failures:
-                sleep(min(0.05 * 2 ** self._loop_failures, LOOP_BACKOFF_MAX_S))
-            else:
-                self.cache.data_ready.wait(self._idle_wait())
+        try:
+            while not self._stopping:
+                try:
+                    worked = self.step()
+                except Exception:
+                    log.exception("unexpected error in the writer loop")
+                    worked = False
+                if worked:
+                    continue
+                backoff = self._loop_failures
+                if backoff:
+                    sleep(min(0.05 * 2 ** backoff, LOOP_BACKOFF_MAX_S))
+                else:
+                    self.cache.data_ready.wait(self._idle_wait())
+        finally:
+            self.cache.data_ready.set()  # wake the next idle thread so it sees the stop too
         self.flush_all(self._deadline)
 
     def _idle_wait(self) -> float:
         wait = IDLE_WAIT_S
-        if self._pending:
-            wait = min(wait, max(self._creates.wait_time(), 0.01))
-        if self._retry_at:
-            wait = min(wait, max(min(self._retry_at.values()) - self._clock(), 0.01))
+        with self._lock:
+            if self._pending:
+                wait = min(wait, max(self._creates.wait_time(), 0.01))
+            if self._retry_at:
+                wait = min(wait, max(min(self._retry_at.values()) - self._clock(), 0.01))
         return wait
 
     def step(self, limit: bool = True) -> bool:
         """Create pending files, then write one metric; True if anything was done."""
         worked = self._create_pending(limit)
         if limit:
-            wait = self._updates.take()
+            with self._lock:
+                wait = self._updates.take()
             while wait > 0:
                 sleep(min(wait, 0.1))
                 if self._stopping:
                     return worked
                 # new metrics get their files while the update budget refills
                 worked = self._create_pending(limit) or worked
-                wait = self._updates.take()
-        item = self.cache.pop_next(_Skip(self._pending, self._retry_at, self._clock()))
+                with self._lock:
+                    wait = self._updates.take()
+        item = self.cache.pop_next(
+            _Skip(self._pending, self._creating, self._retry_at, self._clock()))
         if item is None:
+            if limit:
+                with self._lock:
+                    self._updates.refund()
             return worked
+        if self.threads > 1 and self.cache.size:
+            self.cache.data_ready.set()  # more to do: wake an idle writer thread
         name, points = item
         if name not in self._known:
-            if not self._ensure_exists(name, limit):
+            with self._lock:
+                claimed = name not in self._creating
+                if claimed:
+                    self._pending.pop(name, None)
+                    self._creating.add(name)
+            if not claimed or not self._create_claimed(name, limit):
                 self.cache.requeue(name, points)
                 return True
         self._write(name, points)
@@ -198,58 +241,90 @@ class Drainer:
     def flush_all(self, deadline: float) -> None:
         """Write until the cache is empty or ``deadline`` (clock time) passes; no rate limits."""
         while self._clock() < deadline:
-            self._retry_at.clear()
-            self._loop_failures = 0
+            with self._lock:
+                self._retry_at.clear()
+                failing, self._loop_failures = self._loop_failures, 0
             while self._clock() < deadline and self.step(limit=False):
                 pass
-            if not self.cache.size and not self._pending:
+            if not self.cache.size and not self.pending_creates:
                 return
-            sleep(min(RETRY_MIN_S, max(deadline - self._clock(), 0)))
+            # other threads may still hold the rest in flight; failures retry more slowly
+            pause = RETRY_MIN_S if failing or self._loop_failures else FLUSH_POLL_S
+            sleep(min(pause, max(deadline - self._clock(), 0)))
 
     # -- creates and writes ---------------------------------------------------------------
 
     def _create_pending(self, limit: bool) -> bool:
-        for name in self.cache.take_new_names():
-            if name not in self._known:
-                self._pending[name] = None
+        """Claim up to CREATE_CHUNK pending names and create their storage."""
+        new = self.cache.take_new_names()
+        with self._lock:
+            for name in new:
+                if name not in self._known and name not in self._creating:
+                    self._pending[name] = None
+            if not self._pending:
+                return False
+            # out of create tokens: still check one name, its file may exist already
+            chunk = 1 if limit and self._creates.wait_time() > 0 else CREATE_CHUNK
+            now = self._clock()
+            claimed = []
+            for name in self._pending:
+                until = self._retry_at.get(name)
+                if until is not None and until > now:
+                    continue
+                claimed.append(name)
+                if len(claimed) >= chunk:
+                    break
+            for name in claimed:
+                del self._pending[name]
+                self._creating.add(name)
         worked = False
-        now = self._clock()
-        for name in list(self._pending):
-            until = self._retry_at.get(name)
-            if until is not None and until > now:
-                continue
-            if self._ensure_exists(name, limit):
+        for i, name in enumerate(claimed):
+            if self._create_claimed(name, limit):
                 worked = True
-            elif limit and self._creates.wait_time() > 0:
-                break  # out of create tokens: the rest waits
+            elif limit and self._creates_exhausted():
+                self._release(claimed[i + 1:])  # out of create tokens: the rest waits
+                break
         return worked
 
-    def _ensure_exists(self, name: str, limit: bool) -> bool:
-        """True once ``name`` has storage; False if rate-limited or failing (kept pending)."""
+    def _creates_exhausted(self) -> bool:
+        with self._lock:
+            return self._creates.wait_time() > 0
+
+    def _release(self, names: list[str]) -> None:
+        with self._lock:
+            for name in names:
+                self._creating.discard(name)
+                if name not in self._known:
+                    self._pending[name] = None
+
+    def _create_claimed(self, name: str, limit: bool) -> bool:
+        """True once ``name`` (claimed in ``_creating``) has storage; else it goes back pending."""
         try:
-            if self.writer.exists(name):
-                self._pending.pop(name, None)
-                self._known.add(name)
-                return True
+            exists = self.writer.exists(name)
         except Exception:
             log.exception("checking storage of %s failed", name)
-            self._failed(name)
+            self._failed(name, pending=True)
             return False
-        if limit and self._creates.take() > 0:
-            self._pending[name] = None
-            return False
-        try:
-            self.writer.create(name)
-        except Exception as exc:
-            log.error("creating %s failed: %s", name, exc)
-            self._pending[name] = None
-            self._failed(name)
-            return False
-        self._pending.pop(name, None)
-        self._known.add(name)
-        self._succeeded(name)
-        with self._stats_lock:
-            self._c_creates += 1
+        if not exists:
+            if limit:
+                with self._lock:
+                    wait = self._creates.take()
+                if wait > 0:
+                    self._release([name])
+                    return False
+            try:
+                self.writer.create(name)
+            except Exception as exc:
+                log.error("creating %s failed: %s", name, exc)
+                self._failed(name, pending=True)
+                return False
+        with self._lock:
+            self._creating.discard(name)
+            self._pending.pop(name, None)
+            self._known.add(name)
+            if not exists:
+                self._c_creates += 1
+            self._succeeded_locked(name)
         return True
 
     def _write(self, name: str, points: list) -> None:
@@ -258,27 +333,34 @@ class Drainer:
             committed = self.writer.write(name, points)
         except Exception as exc:
             log.error("writing %d points of %s failed: %s", len(points), name, exc)
+            with self._lock:
+                self._known.discard(name)  # re-check (and re-create) before the retry
             self.cache.requeue(name, points)
-            self._known.discard(name)  # re-check (and re-create) before the retry
             self._failed(name)
             return
         elapsed = time.perf_counter() - started
         self.cache.done(name)
-        self._succeeded(name)
-        with self._stats_lock:
+        with self._lock:
+            self._succeeded_locked(name)
             self._c_committed += committed
             self._c_updates += 1
             self._c_update_time += elapsed
 
-    def _failed(self, name: str) -> None:
-        count = self._failures.get(name, 0) + 1
-        self._failures[name] = count
-        self._retry_at[name] = self._clock() + min(RETRY_MIN_S * 2 ** (count - 1), RETRY_MAX_S)
-        self._loop_failures = min(self._loop_failures + 1, 16)
-        with self._stats_lock:
+    def _failed(self, name: str, pending: bool = False) -> None:
+        """Count an error and back ``name`` off; ``pending``: its claim returns to pending."""
+        with self._lock:
+            if pending:
+                self._creating.discard(name)
+                self._pending.pop(name, None)
+                self._pending[name] = None  # to the back of the line
+            count = self._failures.get(name, 0) + 1
+            self._failures[name] = count
+            self._retry_at[name] = self._clock() + min(RETRY_MIN_S * 2 ** (count - 1),
+                                                       RETRY_MAX_S)
+            self._loop_failures = min(self._loop_failures + 1, 16)
             self._c_errors += 1
 
-    def _succeeded(self, name: str) -> None:
+    def _succeeded_locked(self, name: str) -> None:
         self._loop_failures = 0
         if self._failures:
             self._failures.pop(name, None)
@@ -296,7 +378,7 @@ class Drainer:
 
     def collect_stats(self) -> dict[str, float]:
         """carbon's writer self-metrics since the previous call (avg/ppu only if updates)."""
-        with self._stats_lock:
+        with self._lock:
             stats: dict[str, float] = {
                 "updateOperations": self._c_updates,
                 "committedPoints": self._c_committed,
@@ -312,7 +394,9 @@ class Drainer:
 
     @property
     def pending_creates(self) -> int:
-        return len(self._pending)
+        """Metrics waiting for (or in the middle of) their storage creation."""
+        with self._lock:
+            return len(self._pending) + len(self._creating)
 
 
 __all__ = ["Drainer", "TokenBucket"]
