@@ -11,11 +11,13 @@ import gevent
 log = logging.getLogger(__name__)
 
 
-def _mtime(path: str) -> float | None:
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    """What tells an edited or replaced file apart: mtime, size and inode (None: missing)."""
     try:
-        return os.stat(path).st_mtime
+        info = os.stat(path)
     except OSError:
         return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
 class FileWatcher:
@@ -28,8 +30,12 @@ class FileWatcher:
         self._seen = self._snapshot()
         self._greenlet: gevent.Greenlet | None = None
 
-    def _snapshot(self) -> tuple[float | None, ...]:
-        return tuple(_mtime(path) for path in self.paths)
+    def _snapshot(self) -> tuple[tuple[int, int, int] | None, ...]:
+        return tuple(_stamp(path) for path in self.paths)
+
+    def rearm(self) -> None:
+        """Take the files as they are now as seen (after a reload triggered elsewhere)."""
+        self._seen = self._snapshot()
 
     def check(self) -> bool:
         """Run ``on_change`` if something changed since the last check; True if it ran."""

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from typing import TextIO
 
 from cadent.compat.aggregator_settings import (
     AggregatorSettings, load_aggregator_settings, read_aggregator_rules,
 )
+from cadent.compat.daemon_settings import metric_filter
 from cadent.compat.errors import ConfigError
 from cadent.core.aggregate.aggregator import Aggregator
 from cadent.core.aggregate.pipeline import AggregatorPipeline
+from cadent.core.filewatch import FileWatcher
 from cadent.core.flow import FlowControl
 from cadent.core.net.inputs import Inputs
 from cadent.core.net.output import RoutedOutput
@@ -35,13 +36,6 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.1
 RULES_CHECK_SECONDS = 10.0
-
-
-def _mtime(path: str) -> float | None:
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return None
 
 
 def build_pipeline(settings: AggregatorSettings) -> AggregatorPipeline:
@@ -75,7 +69,8 @@ class AggregatorService:
             self.stats, self.output.send, prefix=sm.prefix, kind="aggregator",
             instance=sm.instance, interval_s=sm.interval_s)
         self._rule_files = settings.rule_files
-        self._mtimes = tuple(_mtime(p) for p in self._rule_files)
+        filter_files = (settings.conf.whitelist, settings.conf.blacklist) if settings.conf.USE_WHITELIST else ()
+        self.watcher = FileWatcher(self._rule_files + filter_files, self.reload, RULES_CHECK_SECONDS)
         self._greenlets: list = []
 
     def ingest(self, batch: Batch, droppable: bool = False) -> None:
@@ -103,27 +98,21 @@ class AggregatorService:
             except Exception:
                 log.exception("aggregation tick failed")
 
-    def _watch_rules(self) -> None:
-        import gevent
-
-        while True:
-            gevent.sleep(RULES_CHECK_SECONDS)
-            if tuple(_mtime(p) for p in self._rule_files) != self._mtimes:
-                self.reload()
-
     def start(self) -> None:
         import gevent
 
         self.output.start()
         self.inputs.start()
         self.reporter.start()
-        self._greenlets = [gevent.spawn(self._tick_loop), gevent.spawn(self._watch_rules)]
+        self._greenlets = [gevent.spawn(self._tick_loop)]
+        self.watcher.start()
 
     def stop(self) -> bool:
         """Stop receiving, emit every unsent aggregate, deliver within SHUTDOWN_DRAIN_SECONDS."""
         import gevent
 
         self.inputs.stop()
+        self.watcher.stop()
         gevent.killall(self._greenlets, block=True, timeout=1)
         self._greenlets = []
         self._send_aggregates(self.pipeline.tick(time.time()))
@@ -132,17 +121,20 @@ class AggregatorService:
         return self.output.stop(self.settings.drain_seconds) == 0
 
     def reload(self) -> bool:
-        """Re-read aggregation-rules.conf and rewrite-rules.conf (mtime change or SIGHUP).
+        """Re-read aggregation-rules.conf, rewrite-rules.conf and the white/blacklist (on a
+        change, or SIGHUP).
 
         A bad file is logged with its ``file:line`` and the running rules stay; returns
         whether the new rules are in use.
         """
-        self._mtimes = tuple(_mtime(p) for p in self._rule_files)
+        self.watcher.rearm()
         try:
             rules = read_aggregator_rules(self.settings.conf)
+            new_filter = metric_filter(self.settings.conf)
         except ConfigError as exc:
             log.error("rules not reloaded, keeping the running ones: %s", exc)
             return False
+        self.metric_filter = new_filter
         self.aggregator.replace_rules(rules.aggregation)
         self.pipeline.set_rewrite_rules(rules.rewrite)
         log.info("reloaded %d aggregation rules from %s and %d+%d rewrite rules from %s",

@@ -15,10 +15,10 @@ import logging
 import os
 import time
 
-import gevent
 
 from cadent.compat.cache_settings import CacheSettings, load_cache_settings, load_storage_rules
 from cadent.core.cache import MetricCache
+from cadent.core.filewatch import FileWatcher
 from cadent.core.flow import FlowControl
 from cadent.core.net.carbonlink_server import CarbonLinkServer
 from cadent.core.net.inputs import Inputs
@@ -78,8 +78,8 @@ class CacheService:
             _CacheStats(self.stats, self.cache, self.drainer, handler),  # type: ignore[arg-type]
             self.cache.store_batch, prefix=sm.prefix, kind="agents", instance=sm.instance,
             interval_s=sm.interval_s)
-        self._rules_stamp = self._stamp_rules()
-        self._rules_watch: gevent.Greenlet | None = None
+        self.watcher = FileWatcher((settings.schemas_path, settings.aggregation_path), self.reload,
+                                   RULES_CHECK_INTERVAL_S)
 
     # -- data path ----------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ class CacheService:
             self.carbonlink.start()
         self.inputs.start()
         self.reporter.start()
-        self._rules_watch = gevent.spawn(self._watch_rules)
+        self.watcher.start()
         cc = self.settings.cache
         log.info("cache started: data in %s, strategy %s, max %s points, %s updates/s, "
                  "%s creates/min", self.settings.whisper.data_dir, cc.strategy, cc.max_points,
@@ -113,9 +113,7 @@ class CacheService:
     def stop(self) -> bool:
         """Stop receiving, write the whole cache (within SHUTDOWN_DRAIN_SECONDS), then close."""
         self.inputs.stop()
-        if self._rules_watch is not None:
-            self._rules_watch.kill(block=False)
-            self._rules_watch = None
+        self.watcher.stop()
         self.reporter.stop()
         limit = self.settings.drain_seconds
         points, metrics = self.cache.size, self.cache.queues
@@ -136,38 +134,14 @@ class CacheService:
 
     def reload(self) -> None:
         """Re-read storage-schemas.conf and storage-aggregation.conf (for files created from
-        now on). A bad file is logged and the rules in force are kept."""
+        now on); SIGHUP, or a change to either file (checked every 60 s as carbon does). A bad
+        file raises ConfigError and the rules in force are kept."""
+        self.watcher.rearm()
         _, _, schemas, aggregations = load_storage_rules(self.settings.conf.CONF_DIR)
         self.writer.schemas = schemas
         self.writer.aggregations = aggregations
-        self._rules_stamp = self._stamp_rules()
         log.info("storage schemas (%d) and aggregation rules (%d) reloaded",
                  len(schemas.schemas), len(aggregations.rules))
-
-    # -- rules watch --------------------------------------------------------------------
-
-    def _stamp_rules(self) -> tuple:
-        stamp = []
-        for path in (self.settings.schemas_path, self.settings.aggregation_path):
-            try:
-                info = os.stat(path)
-                stamp.append((info.st_mtime_ns, info.st_size, info.st_ino))
-            except OSError:
-                stamp.append(None)
-        return tuple(stamp)
-
-    def _watch_rules(self) -> None:
-        """Every 60 s, as carbon does, pick up edited storage rule files."""
-        while True:
-            gevent.sleep(RULES_CHECK_INTERVAL_S)
-            if self._stamp_rules() == self._rules_stamp:
-                continue
-            try:
-                self.reload()
-            except Exception as exc:
-                self._rules_stamp = self._stamp_rules()
-                log.error("storage rules changed but cannot be loaded, keeping the old ones: %s",
-                          exc)
 
 
 def _load(args: argparse.Namespace) -> CacheSettings:

@@ -71,6 +71,7 @@ class RelayService:
     def reload_filters(self) -> None:
         """Re-read the white/blacklist and rewrite rules; on error the old ones stay."""
         conf = self.settings.conf
+        self.watcher.rearm()
         self.metric_filter, self.rewrite_rules = metric_filter(conf), relay_rewrite_rules(conf)
         log.info("white/blacklist and rewrite rules reloaded")
 

@@ -97,3 +97,13 @@ def test_metadata(tmp_path):
         writer.get_metadata("x.count", "xFilesFactor")
     with pytest.raises(OSError):
         writer.get_metadata("no.such", "aggregationMethod")
+
+
+def test_create_links_a_complete_file_into_place_and_leaves_no_temp(tmp_path):
+    writer = WhisperWriter(str(tmp_path), schemas(), aggregations())
+    writer.create("a.b.c")
+    writer.create("a.b.c")                       # existing file: nothing happens
+    directory = tmp_path / "a" / "b"
+    assert sorted(os.listdir(directory)) == ["c.wsp"]
+    info = whisper.info(str(directory / "c.wsp"))
+    assert info["archives"] and info["aggregationMethod"]

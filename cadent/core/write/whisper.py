@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 from typing import Any
 
 import whisper
@@ -68,19 +69,32 @@ class WhisperWriter:
         return False
 
     def create(self, name: str) -> None:
-        """Create ``name``'s file with its matched schema and aggregation (no-op if it exists)."""
+        """Create ``name``'s file with its matched schema and aggregation (no-op if it exists).
+
+        The file is built under a temporary name and linked into place, so a reader that
+        finds the ``.wsp`` (graphite-web listing the tree) never sees a half-written header.
+        """
         path = self.path_for(name)
+        if os.path.exists(path):
+            return
         archives = self.schemas.archives_for(name)
         xff, method = self.aggregations.settings_for(name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        directory, base = os.path.split(path)
+        os.makedirs(directory, exist_ok=True)
+        temp = os.path.join(directory, f".{base}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            whisper.create(path, archives, xff, method, self.sparse, self.fallocate)
-        except whisper.InvalidConfiguration:
-            if os.path.exists(path):
+            whisper.create(temp, archives, xff, method, self.sparse, self.fallocate)
+            if self.autoflush:
+                self._fsync_path(temp)
+            try:
+                os.link(temp, path)
+            except FileExistsError:
                 return  # created meanwhile by someone else: fine
-            raise
-        if self.autoflush:
-            self._fsync_path(path)
+        finally:
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass
         log.debug("created %s (archives=%s xff=%s method=%s)", path, archives, xff, method)
 
     def write(self, name: str, points: Points) -> int:
