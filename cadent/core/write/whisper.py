@@ -1,4 +1,5 @@
-"""Whisper files in carbon's exact layout (see ``layout.py``), written with the whisper package.
+"""Whisper files in carbon's exact layout (see ``layout.py``), created with the whisper package
+and updated with ``whisper_update.update_many`` (byte-identical to whisper's update).
 
 Per-writer options (autoflush, locking, fadvise) are applied on the file handle this writer
 opens, so the whisper module's global switches are never touched and two writers with
@@ -19,6 +20,7 @@ from cadent.compat.storage_aggregation import StorageAggregation
 from cadent.compat.storage_schemas import StorageSchemas
 from cadent.core.write.base import Points
 from cadent.core.write.layout import path_for
+from cadent.core.write.whisper_update import update_many
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +100,20 @@ class WhisperWriter:
         log.debug("created %s (archives=%s xff=%s method=%s)", path, archives, xff, method)
 
     def write(self, name: str, points: Points) -> int:
-        """``update_many`` the points, timestamps truncated to int (as carbon does)."""
+        """``update_many`` the points, timestamps truncated to int (as carbon does).
+
+        ``whisper_update.update_many`` leaves the bytes ``whisper.file_update_many`` would;
+        it works on the descriptor, so the file is opened unbuffered.
+        """
         if not points:
             return 0
         path = self.path_for(name)
-        with open(path, "r+b") as handle:
+        with open(path, "r+b", buffering=0) as handle:
             if self.lock_writes:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             if self.fadvise_random:
                 os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
-            whisper.file_update_many(handle, [(int(ts), float(value)) for ts, value in points])
+            update_many(handle, [(int(ts), float(value)) for ts, value in points])
             if self.autoflush:
                 handle.flush()
                 os.fsync(handle.fileno())
