@@ -61,7 +61,7 @@ def run_one(target: str, names: int, points: int, args) -> dict:
     sink = FakeCarbonSink("pickle", record=False).start()
     daemon = None
     try:
-        conf = _conf(tmp, sink, args.queue)
+        conf = _conf(tmp, sink, args.cadent_queue if target == "cadent" else args.queue)
         if target == "cadent":
             daemon = CadentProcess(conf, "aggregator").start()
         else:
@@ -131,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--carbon-points", type=int, default=None,
                     help="datapoints per carbon-aggregator run (default points/10)")
     ap.add_argument("--only", action="append", choices=TARGETS, help="run only this target")
-    ap.add_argument("--queue", type=int, default=2_000_000, help="MAX_QUEUE_SIZE (both)")
+    ap.add_argument("--queue", type=int, default=2_000_000,
+                    help="carbon-aggregator MAX_QUEUE_SIZE (it drops beyond its queue)")
+    ap.add_argument("--cadent-queue", type=int, default=10_000,
+                    help="cadent MAX_QUEUE_SIZE (default: cadent's own; it applies backpressure)")
     ap.add_argument("--connections", type=int, default=4, help="load generator connections")
     ap.add_argument("--stall", type=float, default=10.0,
                     help="stop waiting after this many seconds without a new datapoint")
