@@ -14,10 +14,8 @@ from typing import Callable
 
 import gevent
 from gevent import socket as gsocket
-from gevent.pool import Pool
-from gevent.server import StreamServer
 
-from cadent.core.net.listen import bind_socket
+from cadent.core.net.listen import PooledTcpServer, bind_socket
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +106,14 @@ class UdpPacketInput:
         self.sock.close()
 
 
-class TcpPacketInput:
+class TcpPacketInput(PooledTcpServer):
     """statsd's TCP server: per connection, the text up to the last newline is one packet."""
 
+    description = "statsd TCP input"
+
     def __init__(self, host: str, port: int, handler: PacketHandler, *, reuse_port: bool = False) -> None:
-        self.sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_port=reuse_port)
+        super().__init__(bind_socket(host, port, socket.SOCK_STREAM, reuse_port=reuse_port), 10000)
         self.handler = handler
-        self._pool = Pool(10000)
-        self._server = StreamServer(self.sock, self._handle, spawn=self._pool)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.sock.getsockname()[:2]
-
-    def start(self) -> None:
-        self._server.start()
-        log.info("statsd TCP input on %s:%d", *self.address)
 
     def _handle(self, conn: gsocket.socket, address: tuple) -> None:
         tail = b""
@@ -148,28 +138,16 @@ class TcpPacketInput:
                 log.debug("TCP connection from %s closed with %d bytes without newline", address[0], len(tail))
             conn.close()
 
-    def stop(self) -> None:
-        self._server.close()
-        self._pool.kill(block=True, timeout=2)
 
 
-class CommandServer:
+class CommandServer(PooledTcpServer):
     """A line-less TCP command port: every read is one command, ``reply(text) -> (text, close)``."""
 
     def __init__(self, host: str, port: int, reply: Callable[[str], tuple[str, bool]], name: str) -> None:
-        self.sock = bind_socket(host, port, socket.SOCK_STREAM)
+        super().__init__(bind_socket(host, port, socket.SOCK_STREAM), 1000)
         self.reply = reply
         self.name = name
-        self._pool = Pool(1000)
-        self._server = StreamServer(self.sock, self._handle, spawn=self._pool)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.sock.getsockname()[:2]
-
-    def start(self) -> None:
-        self._server.start()
-        log.info("%s management port on %s:%d", self.name, *self.address)
+        self.description = f"{name} management port"
 
     def _handle(self, conn: gsocket.socket, address: tuple) -> None:
         try:
@@ -191,9 +169,6 @@ class CommandServer:
         finally:
             conn.close()
 
-    def stop(self) -> None:
-        self._server.close()
-        self._pool.kill(block=True, timeout=2)
 
 
 class Repeater:

@@ -18,3 +18,38 @@ def bind_socket(host: str, port: int, kind: int, *, reuse_port: bool = False, ba
     if kind == socket.SOCK_STREAM:
         sock.listen(backlog)
     return sock
+
+
+class PooledTcpServer:
+    """A gevent StreamServer on a bound listener, one greenlet per connection from a bounded pool.
+
+    Subclasses implement ``_handle(conn, address)`` and set ``description`` for the log line.
+    """
+
+    description = "tcp server"
+
+    def __init__(self, listener: socket.socket, max_connections: int | None = None) -> None:
+        from gevent.pool import Pool
+        from gevent.server import StreamServer
+
+        self.listener = listener
+        self._pool = Pool(max_connections) if max_connections else Pool()
+        self._server = StreamServer(listener, self._handle, spawn=self._pool)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.listener.getsockname()[:2]
+
+    def _handle(self, conn: socket.socket, address: tuple) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        import logging
+
+        self._server.start()
+        logging.getLogger(type(self).__module__).info("%s on %s:%d", self.description, *self.address)
+
+    def stop(self) -> None:
+        """Stop accepting and end every connection's greenlet."""
+        self._server.close()
+        self._pool.kill(block=True, timeout=2)

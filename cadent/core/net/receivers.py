@@ -17,10 +17,9 @@ import socket
 from typing import Callable, Protocol
 
 import gevent
-from gevent.pool import Pool
-from gevent.server import StreamServer
 
 from cadent.core.flow import FlowControl
+from cadent.core.net.listen import PooledTcpServer
 from cadent.core.point import Batch
 from cadent.core.stats import Stats
 
@@ -66,7 +65,7 @@ class ConnectionCounter:
         return float(self.active)
 
 
-class TcpReceiver:
+class TcpReceiver(PooledTcpServer):
     """Reads a TCP stream per connection through a fresh parser and feeds the sink."""
 
     def __init__(
@@ -82,24 +81,15 @@ class TcpReceiver:
         max_connections: int | None = None,
         idle_timeout_s: float | None = None,
     ) -> None:
+        super().__init__(listener, max_connections)
         self.name = name
-        self.listener = listener
+        self.description = f"{name} receiver listening"
         self.parser_factory = parser_factory
         self.sink = sink
         self.flow = flow
         self.stats = stats
         self.connections = connections or ConnectionCounter()
         self.idle_timeout_s = idle_timeout_s
-        self._pool = Pool(max_connections) if max_connections else Pool()
-        self._server = StreamServer(listener, self._handle, spawn=self._pool)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.listener.getsockname()[:2]
-
-    def start(self) -> None:
-        self._server.start()
-        log.info("%s receiver listening on %s:%d", self.name, *self.address)
 
     def _handle(self, conn: socket.socket, address: tuple) -> None:
         parser = self.parser_factory(peer=f"{address[0]}:{address[1]}")
@@ -137,10 +127,6 @@ class TcpReceiver:
                          self.name, parser.pending_bytes, address[0])
             conn.close()
 
-    def stop(self) -> None:
-        """Stop accepting and close every connection; already-read data was handed on."""
-        self._server.close()
-        self._pool.kill(block=True, timeout=2)
 
 
 class UdpReceiver:
