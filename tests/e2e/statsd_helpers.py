@@ -14,28 +14,6 @@ from pathlib import Path
 from tests.peers import REPO_ROOT, PeerProcess, free_port
 
 LOCAL = "127.0.0.1"
-VOLATILE = (
-    "graphiteStats.calculationtime",
-    "processing_time",
-    "graphiteStats.last_flush",
-    "graphiteStats.flush_time",
-    "graphiteStats.flush_length",
-    "timestamp_lag",
-)
-
-
-def normalise(lines: list[str], suffix: str = "") -> list[str]:
-    """The vector file's normalisation: ``<TS>`` timestamps, ``<V>`` for volatile values."""
-    out = []
-    for line in lines:
-        name, value, _ts = line.rsplit(" ", 2)
-        base = name.split(";", 1)[0]
-        if suffix and base.endswith("." + suffix):
-            base = base[: -len(suffix) - 1]
-        if base.endswith(VOLATILE):
-            value = "<V>"
-        out.append(f"{name} {value} <TS>")
-    return out
 
 
 class RawCarbonSink:

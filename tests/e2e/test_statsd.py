@@ -19,12 +19,11 @@ from tests.e2e.statsd_helpers import (
     StatsdDaemon,
     base_config,
     mgmt,
-    normalise,
     send_tcp,
     send_udp,
 )
 from tests.peers import REPO_ROOT, free_port, wait_until
-from tests.vectors import load_vector
+from tests.vectors import load_vector, normalise_statsd_lines as normalise
 
 pytestmark = pytest.mark.slow
 GOLDEN = load_vector("statsd_golden.json")

@@ -10,33 +10,16 @@ from cadent.statsd.config import statsd_settings
 from cadent.statsd.engine import FlushResult, StatsdEngine, TcpLineBuffer
 from cadent.statsd.mgmt import handle_command
 from cadent.statsd.proxy import NodeHealth, ProxyRing, handle_proxy_command, points_per_node, route_packet
-from tests.vectors import load_vector
+from tests.vectors import load_vector, normalise_statsd_lines
 
 GOLDEN = load_vector("statsd_golden.json")
 SCENARIOS = {s["name"]: s for s in GOLDEN["scenarios"]}
-VOLATILE = (
-    "graphiteStats.calculationtime",
-    "processing_time",
-    "graphiteStats.last_flush",
-    "graphiteStats.flush_time",
-    "graphiteStats.flush_length",
-    "timestamp_lag",
-)
 START = 1795300586.0  # the mgmt scenario's 'stats' reply was taken 2 s after startup
 
 
 def normalise(lines: list[str], suffix: str) -> list[str]:
-    out = []
-    for line in lines:
-        assert line.endswith("\n")
-        name, value, _ts = line[:-1].rsplit(" ", 2)
-        base = name.split(";", 1)[0]
-        if suffix and base.endswith("." + suffix):
-            base = base[: -len(suffix) - 1]
-        if base.endswith(VOLATILE):
-            value = "<V>"
-        out.append(f"{name} {value} <TS>")
-    return out
+    assert all(line.endswith("\n") for line in lines)
+    return normalise_statsd_lines(lines, suffix)
 
 
 def replay(scenario):
