@@ -12,98 +12,24 @@ import logging
 import socket
 from typing import Callable
 
-import gevent
 from gevent import socket as gsocket
 
-from cadent.core.net.listen import PooledTcpServer, bind_socket
+from cadent.core.net.listen import UDP_READ_BYTES, DatagramReader, PooledTcpServer, bind_socket
 
 log = logging.getLogger(__name__)
 
-UDP_READ_BYTES = 65536
 PacketHandler = Callable[[bytes], None]
 
 
-def _set_receive_buffer(sock: socket.socket, size: int) -> int:
-    """Ask for ``size`` bytes (beyond net.core.rmem_max when privileged); returns what we got."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
-    except OSError:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-        except OSError as exc:
-            log.warning("cannot set a %d byte UDP receive buffer: %s", size, exc)
-    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+class UdpPacketInput(DatagramReader):
+    """statsd's UDP server: every datagram → ``handler(bytes)`` (one packet)."""
 
-
-YIELD_EVERY = 32
-
-
-class UdpPacketInput:
-    """One UDP socket; every datagram (up to 64 KiB) → ``handler(bytes)``."""
+    description = "statsd UDP input"
 
     def __init__(self, host: str, port: int, handler: PacketHandler, *, reuse_port: bool = False,
                  receive_buffer: int = 16 * 1024 * 1024) -> None:
-        self.sock = bind_socket(host, port, socket.SOCK_DGRAM, reuse_port=reuse_port)
-        got = _set_receive_buffer(self.sock, receive_buffer)
-        if got < receive_buffer:
-            log.warning("UDP receive buffer is %d bytes (asked %d); raise net.core.rmem_max", got, receive_buffer)
-        self.handler = handler
-        self._greenlet: gevent.Greenlet | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.sock.getsockname()[:2]
-
-    def start(self) -> None:
-        self._greenlet = gevent.spawn(self._run)
-        log.info("statsd UDP input on %s:%d", *self.address)
-
-    def _run(self) -> None:
-        recv, handler = self.sock.recv, self.handler
-        received = 0
-        while True:
-            received += 1
-            if received % YIELD_EVERY == 0:
-                # A socket that always has data never blocks, so never lets the flush
-                # timer or the shard exchange run: give them a turn.
-                gevent.sleep(0)
-            try:
-                data = recv(UDP_READ_BYTES)
-            except OSError as exc:
-                log.warning("UDP receive failed: %s", exc)
-                gevent.sleep(0.1)
-                continue
-            try:
-                handler(data)
-            except Exception:
-                log.exception("statsd packet handler failed; packet dropped")
-
-    def drain(self) -> int:
-        """Handle every datagram already queued in the kernel (shutdown); returns how many."""
-        sock = self.sock
-        sock.settimeout(0.0)  # a gevent socket would otherwise wait for more data
-        count = 0
-        while True:
-            try:
-                data = sock.recv(UDP_READ_BYTES)
-            except (BlockingIOError, InterruptedError):
-                return count
-            except OSError:
-                return count
-            count += 1
-            try:
-                self.handler(data)
-            except Exception:
-                log.exception("statsd packet handler failed; packet dropped")
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=1)
-            self._greenlet = None
-
-    def close(self) -> None:
-        self.stop()
-        self.sock.close()
+        super().__init__(bind_socket(host, port, socket.SOCK_DGRAM, reuse_port=reuse_port), handler,
+                         receive_buffer_bytes=receive_buffer)
 
 
 class TcpPacketInput(PooledTcpServer):

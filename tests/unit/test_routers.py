@@ -72,6 +72,14 @@ def test_route_batch_splits_and_copies():
         assert "mutated" not in out[B]
     assert batch == before
     assert route_batch(router, []) == {}
+    assert router.unroutable == 2  # "mem.x" twice: its rule names an undeclared destination
+
+
+def test_unroutable_counts_points_whatever_the_fanout():
+    router = RulesRouter([A, B, C], _rules())
+    route_batch(router, [("mem.a", (1.0, 1.0))] * 3)                       # only unroutable
+    route_batch(router, [("cpu.user", (1.0, 1.0)), ("mem.b", (1.0, 1.0))])  # 2-way fan-out + 1
+    assert router.unroutable == 4
 
 
 def test_route_batch_single_placement_copies_input():

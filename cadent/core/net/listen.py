@@ -1,10 +1,16 @@
-"""Listening sockets shared by several worker processes (SO_REUSEPORT)."""
+"""Listening sockets (shareable by worker processes with SO_REUSEPORT) and the TCP server and
+UDP reader every receiver is built on."""
 
 from __future__ import annotations
 
+import logging
 import socket
+from typing import Callable
 
+import gevent
 from gevent import socket as gsocket
+from gevent.pool import Pool
+from gevent.server import StreamServer
 
 
 def bind_socket(host: str, port: int, kind: int, *, reuse_port: bool = False, backlog: int = 1024) -> gsocket.socket:
@@ -29,9 +35,6 @@ class PooledTcpServer:
     description = "tcp server"
 
     def __init__(self, listener: socket.socket, max_connections: int | None = None) -> None:
-        from gevent.pool import Pool
-        from gevent.server import StreamServer
-
         self.listener = listener
         self._pool = Pool(max_connections) if max_connections else Pool()
         self._server = StreamServer(listener, self._handle, spawn=self._pool)
@@ -44,8 +47,6 @@ class PooledTcpServer:
         raise NotImplementedError
 
     def start(self) -> None:
-        import logging
-
         self._server.start()
         logging.getLogger(type(self).__module__).info("%s on %s:%d", self.description, *self.address)
 
@@ -53,3 +54,93 @@ class PooledTcpServer:
         """Stop accepting and end every connection's greenlet."""
         self._server.close()
         self._pool.kill(block=True, timeout=2)
+
+
+# A socket that always has data never blocks, so the greenlet reading it would never let
+# senders, timers or other connections run: readers yield once every this many reads.
+YIELD_EVERY_READS = 16
+UDP_READ_BYTES = 65536  # the largest UDP payload is 65527 bytes
+
+
+def set_receive_buffer(sock: socket.socket, size: int) -> int:
+    """Ask for a ``size`` byte receive buffer (beyond net.core.rmem_max when privileged);
+    returns the size the kernel granted."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), size)
+    except OSError:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        except OSError:
+            pass
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+class DatagramReader:
+    """Reads whole datagrams (up to 64 KiB) from a bound UDP socket: ``on_datagram(bytes)`` each.
+
+    ``drain()`` hands on what the kernel already holds (shutdown: those datagrams were
+    accepted, so they are processed rather than discarded).
+    """
+
+    description = "udp input"
+
+    def __init__(self, sock: socket.socket, on_datagram: Callable[[bytes], None], *,
+                 receive_buffer_bytes: int) -> None:
+        self.sock = sock
+        self.on_datagram = on_datagram
+        self._log = logging.getLogger(type(self).__module__)
+        got = set_receive_buffer(sock, receive_buffer_bytes)
+        if got < receive_buffer_bytes:
+            self._log.warning("UDP receive buffer is %d bytes (asked %d); raise net.core.rmem_max",
+                              got, receive_buffer_bytes)
+        self._greenlet = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.sock.getsockname()[:2]
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+        self._log.info("%s on %s:%d/udp", self.description, *self.address)
+
+    def _handle(self, data: bytes) -> None:
+        try:
+            self.on_datagram(data)
+        except Exception:
+            self._log.exception("%s: datagram handler failed; datagram dropped", self.description)
+
+    def _run(self) -> None:
+        recv, reads = self.sock.recv, 0
+        while True:
+            reads += 1
+            if reads % YIELD_EVERY_READS == 0:
+                gevent.sleep(0)
+            try:
+                data = recv(UDP_READ_BYTES)
+            except OSError as exc:
+                self._log.warning("%s: receive failed: %s", self.description, exc)
+                gevent.sleep(0.1)
+                continue
+            self._handle(data)
+
+    def drain(self) -> int:
+        """Handle every datagram already queued in the kernel; returns how many."""
+        self.sock.settimeout(0.0)  # a gevent socket would otherwise wait for more data
+        count = 0
+        while True:
+            try:
+                data = self.sock.recv(UDP_READ_BYTES)
+            except OSError:  # BlockingIOError: nothing left
+                return count
+            count += 1
+            self._handle(data)
+
+    def stop(self) -> None:
+        """Stop reading (the socket stays open for :meth:`drain`)."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=1)
+            self._greenlet = None
+
+    def close(self) -> None:
+        self.stop()
+        self.sock.close()

@@ -87,11 +87,10 @@ class RoutedOutput:
     def send(self, batch: Batch, droppable: bool = False) -> None:
         """Route ``batch`` and queue every part on its destination."""
         routed = route_batch(self.router, batch)
-        stats, senders, total = self.stats, self.senders, 0
+        stats, senders = self.stats, self.senders
         for destination, points in routed.items():
             sender = senders[destination]
             count = len(points)
-            total += count
             prefix = sender.prefix
             stats.incr(prefix + "attemptedRelays", count)
             if not sender.connected:
@@ -99,20 +98,14 @@ class RoutedOutput:
             dropped = sender.queue.put(points, droppable)
             if dropped:
                 stats.incr(prefix + "fullQueueDrops", dropped)
-        if not routed or total < len(batch):
-            self._count_unroutable(batch, routed)
-
-    def _count_unroutable(self, batch: Batch, routed: dict[Destination, Batch]) -> None:
-        routed_names = {name for points in routed.values() for name, _ in points}
-        lost = [name for name, _ in batch if name not in routed_names]
-        if not lost:
-            return
-        self.stats.incr("unroutable", len(lost))
-        now = time.monotonic()
-        if now - self._last_unroutable_log > 10:
-            self._last_unroutable_log = now
-            log.warning("%d datapoints matched no destination (e.g. %r); check relay-rules",
-                        len(lost), lost[0])
+        lost = self.router.unroutable
+        if lost:
+            self.router.unroutable = 0
+            self.stats.incr("unroutable", lost)
+            now = time.monotonic()
+            if now - self._last_unroutable_log > 10:
+                self._last_unroutable_log = now
+                log.warning("%d datapoints matched no destination; check relay-rules", lost)
 
     @property
     def pending(self) -> int:

@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 import gevent
 
 from cadent.core.flow import FlowControl
-from cadent.core.net.listen import PooledTcpServer
+from cadent.core.net.listen import YIELD_EVERY_READS, DatagramReader, PooledTcpServer
 from cadent.core.point import Batch
 from cadent.core.stats import Stats
 
@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 
 Sink = Callable[[Batch, bool], None]
 READ_BYTES = 256 * 1024
-UDP_READ_BYTES = 65536  # the largest UDP payload is 65527 bytes
-# A socket that always has data never blocks, so its greenlet would never let the senders,
-# timers or other connections run: every this many reads it yields once.
-YIELD_EVERY_READS = 16
 
 
 class StreamParser(Protocol):
@@ -129,8 +125,8 @@ class TcpReceiver(PooledTcpServer):
 
 
 
-class UdpReceiver:
-    """Reads whole datagrams (up to 64 KiB) into one parser and feeds the sink as droppable."""
+class UdpReceiver(DatagramReader):
+    """Parses each datagram into a batch and feeds the sink as droppable (UDP cannot push back)."""
 
     def __init__(
         self,
@@ -143,47 +139,21 @@ class UdpReceiver:
         receive_buffer_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.name = name
-        self.sock = sock
+        self.description = f"{name} receiver listening"
         self.parser = parser_factory()
         self.sink = sink
         self.stats = stats
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
-        except OSError as exc:
-            log.warning("%s: cannot set a %d byte receive buffer: %s", name, receive_buffer_bytes, exc)
-        self._greenlet: gevent.Greenlet | None = None
+        super().__init__(sock, self._ingest, receive_buffer_bytes=receive_buffer_bytes)
 
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.sock.getsockname()[:2]
-
-    def start(self) -> None:
-        self._greenlet = gevent.spawn(self._run)
-        log.info("%s receiver listening on %s:%d/udp", self.name, *self.address)
-
-    def _run(self) -> None:
-        buf = bytearray(UDP_READ_BYTES)
-        view = memoryview(buf)
-        parser, sink, stats = self.parser, self.sink, self.stats
-        reads = 0
-        while True:
-            reads += 1
-            if reads % YIELD_EVERY_READS == 0:
-                gevent.sleep(0)
-            try:
-                size = self.sock.recv_into(buf)
-            except OSError as exc:
-                log.warning("%s: receive failed: %s", self.name, exc)
-                gevent.sleep(0.1)
-                continue
-            batch = parser.feed_datagram(bytes(view[:size]))
-            move_counters(parser, stats)
-            if batch:
-                stats.incr("metricsReceived", len(batch))
-                sink(batch, True)
+    def _ingest(self, data: bytes) -> None:
+        batch = self.parser.feed_datagram(data)
+        move_counters(self.parser, self.stats)
+        if batch:
+            self.stats.incr("metricsReceived", len(batch))
+            self.sink(batch, True)
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=1)
-            self._greenlet = None
+        """Stop reading, hand on the datagrams the kernel already holds, close."""
+        super().stop()
+        self.drain()
         self.sock.close()

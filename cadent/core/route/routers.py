@@ -69,6 +69,7 @@ class Router(Protocol):
 
     method: str
     destinations: tuple[Destination, ...]
+    unroutable: int
 
     def normalize(self, name: str) -> str: ...
 
@@ -101,6 +102,7 @@ class BaseRouter:
         self._renames: dict[str, str] = {}  # name -> normalized name, only when they differ
         self._placement_ids: dict[tuple[Destination, ...], int] = {}
         self._placements: list[tuple[Destination, ...]] = []
+        self.unroutable = 0  # datapoints route_batch found no destination for (caller resets)
 
     # -- per name -----------------------------------------------------------------------
 
@@ -181,6 +183,9 @@ class BaseRouter:
         # Each destination's list keeps the batch order.
         placements = self._placements
         used = set(pids)
+        for pid in used:
+            if not placements[pid]:
+                self.unroutable += pids.count(pid)
         if len(used) == 1:
             return {dest: list(batch) for dest in placements[pids[0]]}
         fanout = sum(len(placements[pid]) for pid in used)
