@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -400,16 +401,31 @@ def time_shift(ctx, node, timeShift, resetEnd=True, alignDST=False):
     if timeShift[:1].isdigit():
         timeShift = "-" + timeShift
     delta = int(parse_offset(timeShift) / timedelta(seconds=1))
-    shifted = evaluate(node, Context(ctx.start + delta, ctx.end + delta, ctx.now, ctx.fetch))
+    start, end = ctx.start + delta, ctx.end + delta
+    if alignDST:
+        start, end = (t + _dst_offset(ctx.start, ctx.end, start, end) for t in (start, end))
+    # graphite stamps the shifted series with the unshifted one's range; the renderer then
+    # drops whatever values fall after that range's end
+    original = evaluate(node, ctx)
+    if not original:
+        return []
+    first = original[0]
     out = []
-    for s in shifted:
-        moved = s.copy(name=f'timeShift({s.name}, "{timeShift}")', start=s.start - delta, end=s.end - delta)
-        if resetEnd and moved.end > ctx.end:
-            keep = max(0, (ctx.end - moved.start + moved.step - 1) // moved.step)
-            moved.values = moved.values[:keep]
-            moved.end = moved.start + keep * moved.step
-        out.append(moved)
+    for s in evaluate(node, Context(start, end, ctx.now, ctx.fetch)):
+        shifted_end = first.end if resetEnd else s.end - s.start + first.start
+        out.append(s.copy(name=f'timeShift({s.name}, "{timeShift}")', start=first.start, end=shifted_end))
     return _tag(out, timeShift=timeShift)
+
+
+def _dst_offset(req_start: int, req_end: int, start: int, end: int) -> int:
+    """alignDST: one hour either way when exactly one of the two ranges lies wholly in DST."""
+    def dst(t: int) -> bool:
+        return time.localtime(t).tm_isdst > 0
+    if dst(req_start) and dst(req_end) and not dst(start) and not dst(end):
+        return 3600
+    if not dst(req_start) and not dst(req_end) and dst(start) and dst(end):
+        return -3600
+    return 0
 
 
 @_register("constantLine")

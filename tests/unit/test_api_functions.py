@@ -106,6 +106,23 @@ def test_time_shift():
     assert s.start == 1000 and s.values[0] == 7.0
 
 
+@pytest.mark.parametrize("end", range(START + 50, START + 60))
+def test_time_shift_keeps_the_unshifted_range(end):
+    data = {"x": {t: float(t) for t in range(800, 1100, STEP)}}
+    (plain,) = run("x", data, end=end)
+    (s,) = run('timeShift(x, "100s")', data, end=end)
+    # graphite stamps the shifted series with the unshifted one's start and end, whatever the
+    # request's alignment with the step
+    assert (s.start, s.end, s.step) == (plain.start, plain.end, plain.step)
+    assert s.values == [v - 100 for v in plain.values]
+    (s,) = run('timeShift(x, "100s", false)', data, end=end)
+    assert (s.start, s.end) == (plain.start, plain.end)
+
+
+def test_time_shift_of_nothing_is_nothing():
+    assert run('timeShift(nope, "1h")', {"x": {1000: 1.0}}) == []
+
+
 def test_unknown_function():
     with pytest.raises(RenderError, match="unknown function: nope"):
         run("nope(x)", {})
