@@ -195,9 +195,13 @@ FUNCTION_TARGETS = [
 ]
 
 
+@pytest.mark.parametrize("offset", [0, 7], ids=["until-on-minute", "until-off-step"])
 @pytest.mark.parametrize("target", FUNCTION_TARGETS)
-def test_functions_match_local_graphite_web(stack, target):
-    until = stack["now"] - 5
+def test_functions_match_local_graphite_web(stack, target, offset):
+    # a request ending exactly on a step boundary and one ending between steps: functions
+    # that fetch a range of their own (timeShift, movingAverage) must agree in both
+    now = stack["now"]
+    until = now - 60 - now % 60 + offset
     _same_everywhere(stack, lambda url: _render(url, [target], **{"from": until - 3 * 3600, "until": until}))
 
 
