@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
 from cadent.compat.daemon_settings import (DaemonPaths, SelfMetricsConfig, metric_filter,
@@ -39,6 +40,16 @@ class WhisperConfig:
 
 
 @dataclass(frozen=True)
+class TagsConfig:
+    """ENABLE_TAGS: where and how series are registered with graphite-web's tag database."""
+
+    graphite_url: str                 # GRAPHITE_URL
+    update_interval: int              # TAG_UPDATE_INTERVAL
+    batch_size: int                   # TAG_BATCH_SIZE
+    queue_size: int                   # TAG_QUEUE_SIZE
+
+
+@dataclass(frozen=True)
 class CacheConfig:
     """The in-memory cache and the writer loop's limits."""
 
@@ -64,8 +75,7 @@ class CacheSettings(DaemonPaths):
     aggregations: StorageAggregation
     carbonlink: tuple[str, int] | None   # None: CACHE_QUERY_PORT = 0
     drain_seconds: float
-
-
+    tags: TagsConfig | None = None       # None: ENABLE_TAGS off
 
 def _limit(value, path: str | None, name: str) -> float:
     """A rate limit: None/inf/0 or less → no limit (math.inf)."""
@@ -78,12 +88,12 @@ def _limit(value, path: str | None, name: str) -> float:
     return math.inf if number <= 0 or math.isinf(number) else number
 
 
-def _threads(conf: CarbonSettings) -> int:
-    """WRITER_THREADS: a whole number of at least 1."""
-    value = conf.WRITER_THREADS
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def _count(conf: CarbonSettings, key: str, least: int) -> int:
+    """A whole-number setting of at least ``least``."""
+    value = getattr(conf, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ConfigError(conf.path or "carbon.conf", 0,
-                          f"WRITER_THREADS must be a whole number of at least 1, not {value!r}")
+                          f"{key} must be a whole number of at least {least}, not {value!r}")
     return value
 
 
@@ -102,7 +112,7 @@ def cache_config(conf: CarbonSettings) -> CacheConfig:
                                       "MAX_UPDATES_PER_SECOND"),
         max_creates_per_minute=_limit(conf.MAX_CREATES_PER_MINUTE, conf.path,
                                       "MAX_CREATES_PER_MINUTE"),
-        writer_threads=_threads(conf),
+        writer_threads=_count(conf, "WRITER_THREADS", 1),
     )
 
 
@@ -119,6 +129,20 @@ def whisper_config(conf: CarbonSettings) -> WhisperConfig:
         fadvise_random=bool(conf.WHISPER_FADVISE_RANDOM),
         tag_hash_filenames=bool(conf.TAG_HASH_FILENAMES),
     )
+
+
+def tags_config(conf: CarbonSettings) -> TagsConfig | None:
+    """None unless ENABLE_TAGS; a GRAPHITE_URL that is not an http(s) URL fails startup."""
+    if not conf.ENABLE_TAGS:
+        return None
+    url = str(conf.GRAPHITE_URL or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(conf.path or "carbon.conf", 0,
+                          f"GRAPHITE_URL must be an http:// or https:// URL, not {url!r}")
+    return TagsConfig(graphite_url=url, update_interval=_count(conf, "TAG_UPDATE_INTERVAL", 1),
+                      batch_size=_count(conf, "TAG_BATCH_SIZE", 1),
+                      queue_size=_count(conf, "TAG_QUEUE_SIZE", 0))
 
 
 def load_storage_rules(conf_dir: str) -> tuple[str, str, StorageSchemas, StorageAggregation]:
@@ -156,8 +180,9 @@ def load_cache_settings(path: str | None, instance: str | None = None,
         aggregations=aggregations,
         carbonlink=(conf.CACHE_QUERY_INTERFACE, port) if port else None,
         drain_seconds=float(conf.SHUTDOWN_DRAIN_SECONDS),
+        tags=tags_config(conf),
     )
 
 
-__all__ = ["CacheConfig", "CacheSettings", "WhisperConfig", "cache_config",
-           "load_cache_settings", "load_storage_rules", "whisper_config"]
+__all__ = ["CacheConfig", "CacheSettings", "TagsConfig", "WhisperConfig", "cache_config",
+           "load_cache_settings", "load_storage_rules", "tags_config", "whisper_config"]

@@ -17,6 +17,7 @@ import time
 
 
 from cadent.compat.cache_settings import CacheSettings, load_cache_settings, load_storage_rules
+from cadent.compat.graphite_tags import RegisteringWriter, TagRegistrar
 from cadent.core.cache import MetricCache
 from cadent.core.filewatch import FileWatcher
 from cadent.core.flow import FlowControl
@@ -24,6 +25,7 @@ from cadent.core.net.carbonlink_server import CarbonLinkServer
 from cadent.core.net.inputs import Inputs
 from cadent.core.point import Batch
 from cadent.core.stats import ProcessGauges, SelfMetricsReporter, Stats
+from cadent.core.write.base import Writer
 from cadent.core.write.drain import Drainer
 from cadent.core.write.whisper import WhisperWriter
 from cadent.daemons.cli import path_overrides
@@ -63,7 +65,16 @@ class CacheService:
             wc.data_dir, settings.schemas, settings.aggregations, autoflush=wc.autoflush,
             sparse=wc.sparse, fallocate=wc.fallocate, lock_writes=wc.lock_writes,
             tag_hash_filenames=wc.tag_hash_filenames, fadvise_random=wc.fadvise_random)
-        self.drainer = Drainer(self.cache, self.writer,
+        # the drainer's writer also registers series with graphite-web under ENABLE_TAGS
+        self.tags = None
+        drain_writer: Writer = self.writer
+        if settings.tags is not None:
+            tc = settings.tags
+            self.tags = TagRegistrar(tc.graphite_url, batch_size=tc.batch_size,
+                                     update_interval=tc.update_interval,
+                                     queue_size=tc.queue_size)
+            drain_writer = RegisteringWriter(self.writer, self.tags)
+        self.drainer = Drainer(self.cache, drain_writer,
                                max_updates_per_second=cc.max_updates_per_second,
                                max_creates_per_minute=cc.max_creates_per_minute,
                                threads=cc.writer_threads)
@@ -75,7 +86,7 @@ class CacheService:
         sm = settings.self_metrics
         handler = self.carbonlink.handler if self.carbonlink is not None else None
         self.reporter = SelfMetricsReporter(
-            _CacheStats(self.stats, self.cache, self.drainer, handler),  # type: ignore[arg-type]
+            _CacheStats(self.stats, self.cache, self.drainer, handler, self.tags),  # type: ignore[arg-type]
             self.cache.store_batch, prefix=sm.prefix, kind="agents", instance=sm.instance,
             interval_s=sm.interval_s)
         self.watcher = FileWatcher((settings.schemas_path, settings.aggregation_path), self.reload,
@@ -104,6 +115,8 @@ class CacheService:
             self.carbonlink.start()
         self.inputs.start()
         self.reporter.start()
+        if self.tags is not None:
+            self.tags.start()
         self.watcher.start()
         cc = self.settings.cache
         log.info("cache started: data in %s, strategy %s, max %s points, %s updates/s, "
@@ -129,6 +142,8 @@ class CacheService:
                       "lost", limit, self.cache.size, self.cache.queues)
         if self.carbonlink is not None:
             self.carbonlink.stop()
+        if self.tags is not None:
+            self.tags.stop()
         self.writer.close()
         return clean
 

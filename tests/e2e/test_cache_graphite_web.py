@@ -7,11 +7,14 @@ show up through CarbonLink; after SIGTERM the same points must come from the fil
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -82,5 +85,39 @@ def test_graphite_web_sees_cached_points_then_the_same_points_on_disk(tmp_path, 
         assert cache.proc.wait(60) == 0
         assert stored(path, now - 900) == {ts: v for ts, v in points}
         _check(url, name, 30, total)                     # the same points, from the file
+    finally:
+        cache.stop()
+
+
+def _find_series(url: str, expr: str) -> list:
+    query = urllib.parse.urlencode({"expr": expr})
+    with urllib.request.urlopen(f"{url}/tags/findSeries?{query}", timeout=30) as reply:
+        return json.loads(reply.read())
+
+
+def test_enable_tags_registers_series_so_series_by_tag_works(tmp_path, graphite_web_env):
+    # graphite-web's own TagDB only knows what a cache registers with it (carbon's ENABLE_TAGS)
+    url = f"http://127.0.0.1:{graphite_web_env['GW_PORT']}"
+    conf = cache_conf(tmp_path, ENABLE_TAGS=True, GRAPHITE_URL=url, TAG_UPDATE_INTERVAL=1,
+                      MAX_UPDATES_PER_SECOND=1000)
+    cache = CadentProcess(conf, "cache").start()
+    try:
+        s = cache.settings
+        env = dict(graphite_web_env, GW_WHISPER_DIR=str(data_dir(conf)),
+                   GW_CARBONLINK_HOSTS=f"{LOCALHOST}:{s['CACHE_QUERY_PORT']}:a")
+        up = _run("up.sh", env)
+        assert up.returncode == 0, up.stdout + up.stderr
+        now = int(time.time()) // 10 * 10
+        tagged = {"test.tags.cpu;env=prod;host=h1": 2.0, "test.tags.cpu;env=prod;host=h2": 3.0,
+                  "test.tags.cpu;env=dev;host=h3": 100.0}
+        lines = [f"{name} {value} {now - 60 + 10 * i}" for name, value in tagged.items()
+                 for i in range(6)]
+        send_lines(int(s["LINE_RECEIVER_PORT"]), lines + [f"test.tags.plain 1 {now - 60}"])
+        want = sorted(n for n in tagged if "env=prod" in n)
+        assert wait_for(lambda: _find_series(url, "env=prod") == want, 30), \
+            _find_series(url, "env=prod")
+        # untagged series are registered too, as carbon does (graphite-web files them as name=...)
+        assert wait_for(lambda: _find_series(url, "name=test.tags.plain") == ["test.tags.plain"], 30)
+        _check(url, "seriesByTag('env=prod')", 12, 6 * (2.0 + 3.0))
     finally:
         cache.stop()
