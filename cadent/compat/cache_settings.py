@@ -59,6 +59,9 @@ class CacheConfig:
     max_updates_per_second: float     # inf: no limit
     max_creates_per_minute: float     # inf: no limit
     writer_threads: int = 1           # WRITER_THREADS
+    log_creates: bool = False         # LOG_CREATES: creates.log
+    log_updates: bool = False         # LOG_UPDATES: updates.log
+    log_cache_hits: bool = False      # LOG_CACHE_HITS: query.log
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ def cache_config(conf: CarbonSettings) -> CacheConfig:
         max_creates_per_minute=_limit(conf.MAX_CREATES_PER_MINUTE, conf.path,
                                       "MAX_CREATES_PER_MINUTE"),
         writer_threads=_count(conf, "WRITER_THREADS", 1),
+        log_creates=bool(conf.LOG_CREATES),
+        log_updates=bool(conf.LOG_UPDATES),
+        log_cache_hits=bool(conf.LOG_CACHE_HITS),
     )
 
 

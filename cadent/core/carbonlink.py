@@ -23,6 +23,7 @@ import struct
 import traceback
 from typing import Any, Callable
 
+from cadent.core import oplog
 from cadent.core.parse.pickle import safe_loads
 from cadent.core.tags import normalize_name
 
@@ -50,8 +51,9 @@ class CarbonLinkHandler:
     """
 
     def __init__(self, cache, writer=None,
-                 run_io: Callable[..., Any] | None = None) -> None:
+                 run_io: Callable[..., Any] | None = None, log_hits: bool = False) -> None:
         self.cache = cache
+        self.log_hits = log_hits
         self.writer = writer
         self._run_io = run_io or (lambda func, *args: func(*args))
         self.queries = 0
@@ -66,8 +68,11 @@ class CarbonLinkHandler:
             return encode_reply({"error": "malformed frame"})
         return self.handle_request(data[HEADER.size:])
 
-    def handle_request(self, body: bytes) -> bytes:
-        """One request body (the pickle) in, a framed reply out. Never raises."""
+    def handle_request(self, body: bytes, peer: str = "-") -> bytes:
+        """One request body (the pickle) in, a framed reply out. Never raises.
+
+        With ``log_hits`` each query is logged to query.log as carbon does (``peer``: host:port).
+        """
         try:
             request = safe_loads(body)
         except Exception as exc:
@@ -76,6 +81,8 @@ class CarbonLinkHandler:
             return encode_reply({"error": f"invalid request: {exc}"})
         try:
             result = self._dispatch(request)
+            if self.log_hits:
+                _log_hit(peer, request, result)
         except _BadRequest as exc:
             self.errors += 1
             result = {"error": str(exc)}
@@ -137,6 +144,16 @@ class CarbonLinkHandler:
 
 class _BadRequest(Exception):
     pass
+
+
+def _log_hit(peer: str, request: dict, result: dict) -> None:
+    if "datapoints" in result:
+        oplog.query.info('[%s] cache query for "%s" returned %d values',
+                         peer, request["metric"], len(result["datapoints"]))
+    elif "datapointsByMetric" in result:
+        found = result["datapointsByMetric"]
+        oplog.query.info('[%s] cache query bulk for "%d" metrics returned %d values',
+                         peer, len(request["metrics"]), sum(len(v) for v in found.values()))
 
 
 def _name(request: dict, key: str) -> str:

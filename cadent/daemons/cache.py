@@ -64,7 +64,8 @@ class CacheService:
         self.writer = WhisperWriter(
             wc.data_dir, settings.schemas, settings.aggregations, autoflush=wc.autoflush,
             sparse=wc.sparse, fallocate=wc.fallocate, lock_writes=wc.lock_writes,
-            tag_hash_filenames=wc.tag_hash_filenames, fadvise_random=wc.fadvise_random)
+            tag_hash_filenames=wc.tag_hash_filenames, fadvise_random=wc.fadvise_random,
+            log_creates=cc.log_creates)
         # the drainer's writer also registers series with graphite-web under ENABLE_TAGS
         self.tags = None
         drain_writer: Writer = self.writer
@@ -77,12 +78,13 @@ class CacheService:
         self.drainer = Drainer(self.cache, drain_writer,
                                max_updates_per_second=cc.max_updates_per_second,
                                max_creates_per_minute=cc.max_creates_per_minute,
-                               threads=cc.writer_threads)
+                               threads=cc.writer_threads, log_updates=cc.log_updates)
         self.metric_filter = settings.metric_filter
         self.inputs = Inputs(settings.receivers, self.ingest, flow=self.flow, stats=self.stats)
         self.carbonlink = None
         if settings.carbonlink is not None:
-            self.carbonlink = CarbonLinkServer(settings.carbonlink, self.cache, self.writer)
+            self.carbonlink = CarbonLinkServer(settings.carbonlink, self.cache, self.writer,
+                                               log_hits=cc.log_cache_hits)
         sm = settings.self_metrics
         handler = self.carbonlink.handler if self.carbonlink is not None else None
         self.reporter = SelfMetricsReporter(

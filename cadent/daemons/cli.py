@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol, TextIO
 
+from cadent.core import oplog
+
 log = logging.getLogger("cadent")
 
 
@@ -74,8 +76,10 @@ def setup_logging(args: argparse.Namespace, log_dir: str | None) -> None:
     if log_dir and not (args.debug or args.nodaemon):
         os.makedirs(log_dir, exist_ok=True)
         handler: logging.Handler = logging.handlers.WatchedFileHandler(os.path.join(log_dir, "console.log"))
+        oplog.to_files(log_dir)
     else:
         handler = logging.StreamHandler(sys.stdout if args.debug or args.nodaemon else sys.stderr)
+        oplog.to_console()
     handler.setFormatter(logging.Formatter(fmt))
     root.addHandler(handler)
     root.setLevel(level)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -241,3 +242,52 @@ def test_sighup_reloads_storage_rules_for_new_files(tmp_path):
     assert [(a["secondsPerPoint"], a["points"]) for a in before["archives"]] == [(10, 2160), (60, 1440)]
     assert [(a["secondsPerPoint"], a["points"]) for a in after["archives"]] == [(30, 240)]
     assert (after["xFilesFactor"], after["aggregationMethod"]) == (0.25, "last")
+
+
+def test_daemonised_cache_keeps_carbons_creates_updates_and_query_logs(tmp_path):
+    files = {"storage-schemas.conf": "[logs]\npattern = ^log\\.\nretentions = 1m:1d\n",
+             "storage-aggregation.conf": "[means]\npattern = ^log\\.\nxFilesFactor = 0.2\n"
+                                         "aggregationMethod = average\n"}
+    conf = cache_conf(tmp_path, files=files, LOG_CREATES=True, LOG_UPDATES=True,
+                      LOG_CACHE_HITS=True, ENABLE_TAGS=False, MAX_UPDATES_PER_SECOND=1000)
+    pidfile, logdir = tmp_path / "cache.pid", tmp_path / "logs"
+    cli = [sys.executable, "-m", "cadent.daemons.cache", "--config", str(conf),
+           "--pidfile", str(pidfile), "--logdir", str(logdir)]
+    started = subprocess.run(cli + ["start"], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    try:
+        s = CadentProcess(conf, "cache").settings
+        assert wait_for(lambda: pidfile.exists(), 10)
+        now = int(time.time()) // 60 * 60
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the receiver may still be binding
+            try:
+                send_lines(int(s["LINE_RECEIVER_PORT"]), [f"log.test.a 1 {now - 120}",
+                                                          f"log.test.a 2 {now - 60}"])
+                break
+            except OSError:
+                time.sleep(0.2)
+        path = wsp(conf, "log.test.a")
+        want = {now - 120: 1.0, now - 60: 2.0}
+        assert wait_for(lambda: path.exists() and stored(path, now - 600) == want, 20)
+        with CarbonLink(int(s["CACHE_QUERY_PORT"])) as link:
+            link.query("log.test.a")
+    finally:
+        stopped = subprocess.run(cli + ["stop"], capture_output=True, text=True, timeout=90)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    creates = (logdir / "creates.log").read_text().splitlines()
+    stamp = r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d :: "
+    assert [re.sub(stamp, "", line) for line in creates if "log.test.a" in line] == [
+        "new metric log.test.a matched schema logs",
+        "new metric log.test.a matched aggregation schema means",
+        "creating database metric log.test.a (archive=[(60, 1440)] xff=0.2 agg=average)"]
+    assert all(re.match(stamp, line) for line in creates)
+    updates = [line for line in (logdir / "updates.log").read_text().splitlines()
+               if "log.test.a" in line]
+    assert updates and all(re.fullmatch(stamp + r"wrote \d datapoints for log\.test\.a in "
+                                        r"\d+\.\d{5} seconds", line) for line in updates)
+    assert sum(int(line.split("wrote ")[1].split()[0]) for line in updates) == 2
+    query = [re.sub(stamp, "", line) for line in (logdir / "query.log").read_text().splitlines()]
+    assert [line.split(" ", 1)[1] for line in query] == [
+        "connected", 'cache query for "log.test.a" returned 0 values', "disconnected"]
+    assert "wrote" not in (logdir / "console.log").read_text()

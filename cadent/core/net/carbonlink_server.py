@@ -15,6 +15,7 @@ import gevent
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
+from cadent.core import oplog
 from cadent.core.carbonlink import HEADER, CarbonLinkHandler, encode_reply
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,10 @@ class CarbonLinkServer:
 
     def __init__(self, address: tuple[str, int], cache, writer=None,
                  max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-                 max_connections: int = 1000, handler: CarbonLinkHandler | None = None) -> None:
-        self.handler = handler or CarbonLinkHandler(cache, writer, run_io=_in_threadpool)
+                 max_connections: int = 1000, handler: CarbonLinkHandler | None = None,
+                 log_hits: bool = False) -> None:
+        self.handler = handler or CarbonLinkHandler(cache, writer, run_io=_in_threadpool,
+                                                    log_hits=log_hits)
         self.max_frame_bytes = max_frame_bytes
         self._server = StreamServer(address, self._serve, spawn=Pool(max_connections))
         self.connections = 0
@@ -46,17 +49,22 @@ class CarbonLinkServer:
     def stop(self, timeout: float = 5.0) -> None:
         self._server.stop(timeout=timeout)
 
-    def _serve(self, sock: socket.socket, peer) -> None:
+    def _serve(self, sock: socket.socket, address) -> None:
         self.connections += 1
+        peer = "%s:%d" % tuple(address[:2]) if isinstance(address, tuple) else str(address)
+        oplog.query.info("%s connected", peer)
         try:
-            self._conversation(sock)
+            self._conversation(sock, peer)
         except OSError as exc:
             log.debug("CarbonLink client %s: %s", peer, exc)
+            oplog.query.info("%s connection lost: %s", peer, exc)
+        else:
+            oplog.query.info("%s disconnected", peer)
         finally:
             self.connections -= 1
             sock.close()
 
-    def _conversation(self, sock: socket.socket) -> None:
+    def _conversation(self, sock: socket.socket, peer: str) -> None:
         buffer = bytearray()
         while True:
             data = sock.recv(READ_SIZE)
@@ -77,7 +85,7 @@ class CarbonLinkServer:
                     break
                 body = bytes(buffer[HEADER.size:end])
                 del buffer[:end]
-                sock.sendall(self.handler.handle_request(body))
+                sock.sendall(self.handler.handle_request(body, peer))
 
 
 def _in_threadpool(func, *args):

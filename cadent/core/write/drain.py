@@ -30,6 +30,7 @@ import math
 import time
 from typing import Callable
 
+from cadent.core import oplog
 from cadent.core.cache import MetricCache
 from cadent.core.native import allocate_lock, sleep
 from cadent.core.write.base import Writer
@@ -118,8 +119,10 @@ class Drainer:
         max_creates_per_minute: float = math.inf,
         clock: Callable[[], float] = time.monotonic,
         threads: int = 1,
+        log_updates: bool = False,
     ) -> None:
         self.cache = cache
+        self.log_updates = log_updates
         self.writer = writer
         self.threads = max(1, int(threads))
         self._clock = clock
@@ -205,9 +208,12 @@ class Drainer:
     def step(self, limit: bool = True) -> bool:
         """Create pending files, then write one metric; True if anything was done."""
         worked = self._create_pending(limit)
+        waited = 0.0
         if limit:
             with self._lock:
                 wait = self._updates.take()
+            if wait > 0:
+                waited = -time.perf_counter()
             while wait > 0:
                 sleep(min(wait, 0.1))
                 if self._stopping:
@@ -216,6 +222,8 @@ class Drainer:
                 worked = self._create_pending(limit) or worked
                 with self._lock:
                     wait = self._updates.take()
+            if waited:
+                waited += time.perf_counter()
         item = self.cache.pop_next(
             _Skip(self._pending, self._creating, self._retry_at, self._clock()))
         if item is None:
@@ -235,7 +243,7 @@ class Drainer:
             if not claimed or not self._create_claimed(name, limit):
                 self.cache.requeue(name, points)
                 return True
-        self._write(name, points)
+        self._write(name, points, waited)
         return True
 
     def flush_all(self, deadline: float) -> None:
@@ -327,7 +335,8 @@ class Drainer:
             self._succeeded_locked(name)
         return True
 
-    def _write(self, name: str, points: list) -> None:
+    def _write(self, name: str, points: list, waited: float = 0.0) -> None:
+        """Write one metric; ``waited``: seconds spent waiting for the update budget."""
         started = time.perf_counter()
         try:
             committed = self.writer.write(name, points)
@@ -339,6 +348,14 @@ class Drainer:
             self._failed(name)
             return
         elapsed = time.perf_counter() - started
+        if self.log_updates:
+            # carbon's updates.log lines
+            if waited > 0.001:
+                oplog.updates.info("wrote %d datapoints for %s in %.5f seconds after waiting "
+                                   "%.5f seconds", committed, name, elapsed, waited)
+            else:
+                oplog.updates.info("wrote %d datapoints for %s in %.5f seconds",
+                                   committed, name, elapsed)
         self.cache.done(name)
         with self._lock:
             self._succeeded_locked(name)

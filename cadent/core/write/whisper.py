@@ -18,6 +18,7 @@ import whisper
 
 from cadent.compat.storage_aggregation import StorageAggregation
 from cadent.compat.storage_schemas import StorageSchemas
+from cadent.core import oplog
 from cadent.core.write.base import Points
 from cadent.core.write.layout import path_for
 from cadent.core.write.whisper_update import update_many
@@ -41,6 +42,7 @@ class WhisperWriter:
         lock_writes: bool = False,
         tag_hash_filenames: bool = True,
         fadvise_random: bool = False,
+        log_creates: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.schemas = schemas or StorageSchemas.default()
@@ -53,6 +55,7 @@ class WhisperWriter:
         self.lock_writes = lock_writes
         self.tag_hash_filenames = tag_hash_filenames
         self.fadvise_random = fadvise_random and hasattr(os, "posix_fadvise")
+        self.log_creates = log_creates
 
     def path_for(self, name: str) -> str:
         return path_for(self.data_dir, name, self.tag_hash_filenames)
@@ -79,8 +82,11 @@ class WhisperWriter:
         path = self.path_for(name)
         if os.path.exists(path):
             return
-        archives = self.schemas.archives_for(name)
+        schema = self.schemas.match(name)
+        archives = list(schema.archives)
         xff, method = self.aggregations.settings_for(name)
+        if self.log_creates:
+            self._log_create(name, schema.name, archives)
         directory, base = os.path.split(path)
         os.makedirs(directory, exist_ok=True)
         temp = os.path.join(directory, f".{base}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -98,6 +104,14 @@ class WhisperWriter:
             except FileNotFoundError:
                 pass
         log.debug("created %s (archives=%s xff=%s method=%s)", path, archives, xff, method)
+
+    def _log_create(self, name: str, schema: str, archives: list) -> None:
+        """carbon's three creates.log lines (its xff/agg read None for the default rule)."""
+        rule = self.aggregations.match(name)
+        oplog.creates.info("new metric %s matched schema %s", name, schema)
+        oplog.creates.info("new metric %s matched aggregation schema %s", name, rule.name)
+        oplog.creates.info("creating database metric %s (archive=%s xff=%s agg=%s)",
+                           name, archives, rule.xff, rule.method)
 
     def write(self, name: str, points: Points) -> int:
         """``update_many`` the points, timestamps truncated to int (as carbon does).
