@@ -299,7 +299,8 @@ STATSD_SETTINGS: tuple[Setting, ...] = (
     Setting("title", "title", _str, "statsd", "process title"),
     Setting("log", "log", _mapping, MappingProxyType({}), "logging options"),
     Setting("keyFlush", "key_flush", _mapping, MappingProxyType({}), "frequent-key logging"),
-    Setting("automaticConfigReload", "automatic_config_reload", _bool, True, "reload on change"),
+    Setting("automaticConfigReload", "automatic_config_reload", _bool, True,
+            "statsd re-reads config.js when it changes; cadent applies changes on restart"),
     Setting("console", "console", _mapping, MappingProxyType({}), "console backend options"),
     Setting("graphiteHost", "graphite_host", _opt_str, None, "carbon host (unset: no sending)"),
     Setting("graphitePort", "graphite_port", _port, 2003, "carbon line port"),
@@ -439,6 +440,12 @@ class ProxySettings:
     raw: Mapping = field(default_factory=lambda: MappingProxyType({}))
 
 
+# statsd settings cadent accepts without doing what statsd does with them
+NOT_ACTED_ON = {
+    "keyFlush": "no periodic log of the most frequent keys",
+}
+
+
 def _closest(name: str, known: list[str]) -> str:
     match = difflib.get_close_matches(name, known, n=1, cutoff=0.0)
     lowered = {k.lower(): k for k in known}
@@ -481,6 +488,10 @@ def statsd_settings(
     if not isinstance(raw, Mapping):
         raise ConfigError(filename, 0, "the config must be an object")
     values = _convert(raw, STATSD_SETTINGS, filename, lines)
+    for key in NOT_ACTED_ON:
+        if raw.get(key):
+            log.warning("%s:%d: %s is read but not acted on: %s", filename, lines.get(key, 0),
+                        key, NOT_ACTED_ON[key])
     graphite = raw.get("graphite")
     if isinstance(graphite, Mapping):
         values.update(_convert(graphite, GRAPHITE_SETTINGS, filename, {k: lines.get("graphite", 0) for k in graphite}, " in graphite"))

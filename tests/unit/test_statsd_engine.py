@@ -206,6 +206,11 @@ def test_config_js(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         load_config_js(str(path))
     assert "did you mean 'flushInterval'" in caplog.text and "'legacyNamespace'" in caplog.text
+    caplog.clear()
+    path.write_text("{\n  keyFlush: { interval: 1000, percent: 10 }\n}")
+    with caplog.at_level(logging.WARNING):
+        load_config_js(str(path))
+    assert f"{path}:2: keyFlush is read but not acted on" in caplog.text
 
 
 @pytest.mark.parametrize(
