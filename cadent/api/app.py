@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from flask import Flask, Response, request
 
 from cadent.api import render as rendering
 from cadent.api.carbonlink import CarbonLinkPool
 from cadent.api.finders.whisper import WhisperFinder, walk_leaves
-from cadent.api.functions import RenderError, function_names
+from cadent.api.functions import RenderError, function_names, with_series_by_tag
 from cadent.api.readers import file_info
 from cadent.api.settings import ApiSettings
+from cadent.api.tagdb import TagDB
 from cadent.api.timeparse import TimeParseError, parse_range, parse_time, timezone_named
 
 log = logging.getLogger(__name__)
 
 VERSION = "1.1.8"
 _TRUE = ("1", "true", "yes", "on")
+_ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def _bad_request(reason: str, targets=None) -> Response:
@@ -40,6 +44,52 @@ def _json_response(body: str) -> Response:
     return Response(body, mimetype="application/json")
 
 
+def _last(name: str, source=None) -> str | None:
+    """The last value of a request parameter (in ``source``, default query string then form),
+    as Django's QueryDict gives it."""
+    values = (request.values if source is None else source).getlist(name)
+    return values[-1] if values else None
+
+
+def _repeated(name: str) -> list[str]:
+    """``name`` given once or more, else jQuery's ``name[]``."""
+    return request.values.getlist(name) or request.values.getlist(name + "[]")
+
+
+def _required(value, what: str):
+    """``value``, or graphite-web's 400 when the request lacks it."""
+    if not value:
+        raise ValueError(f"no {what} specified")
+    return value
+
+
+def _tag_view(*methods: str) -> Callable:
+    """graphite-web's JSON tag views: another method is an empty 405; the result is JSON
+    (``pretty`` indents and sorts keys); ValueError is a 400 and anything else a 500, both
+    ``{"error": message}``."""
+
+    def deco(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if request.method not in methods:
+                return Response(status=405)
+            status = 200
+            try:
+                result = view(*args, **kwargs)
+            except ValueError as exc:
+                result, status = {"error": str(exc)}, 400
+            except Exception as exc:  # the database failed: say so, as graphite-web does
+                log.exception("tag request %s failed", request.path)
+                result, status = {"error": str(exc)}, 500
+            pretty = bool(_last("pretty"))
+            body = json.dumps(result, indent=2 if pretty else None, sort_keys=pretty)
+            return Response(body, status=status, mimetype="application/json")
+
+        return wrapped
+
+    return deco
+
+
 def create_app(settings: ApiSettings) -> Flask:
     """A ready Flask app serving ``settings.whisper_dirs`` (+ CarbonLink merge)."""
     app = Flask("cadent.api")
@@ -52,8 +102,17 @@ def create_app(settings: ApiSettings) -> Flask:
         hash_type=settings.carbonlink_hashing_type,
         carbon_prefix=settings.carbon_metric_prefix,
     )
-    app.extensions["cadent"] = {"settings": settings, "finder": finder, "carbonlink": pool}
+    tagdb = TagDB(settings.tagdb_path)
+    app.extensions["cadent"] = {"settings": settings, "finder": finder, "carbonlink": pool,
+                                "tagdb": tagdb}
     cache_query = pool.query if pool.enabled else None
+
+    def tag_call(method: Callable, *args):
+        """A tag database call, off the gevent loop."""
+        return rendering.run_blocking(method, *args)
+
+    def find_series(exprs: list[str]) -> list[str]:
+        return tag_call(tagdb.find_series, exprs)
 
     def request_now() -> int:
         value = request.values.get("now")
@@ -73,7 +132,7 @@ def create_app(settings: ApiSettings) -> Flask:
             max_points = int(request.values.get("maxDataPoints") or 0)
         except (TimeParseError, ValueError) as exc:
             return _bad_request(str(exc))
-        fetch = rendering.make_fetcher(finder, now, cache_query)
+        fetch = with_series_by_tag(rendering.make_fetcher(finder, now, cache_query), find_series)
         try:
             series = rendering.evaluate_targets(targets, start, end, now, fetch)
         except (RenderError, TimeParseError) as exc:
@@ -188,10 +247,47 @@ def create_app(settings: ApiSettings) -> Flask:
     def events_view():
         return _json_response("[]")
 
-    @app.route("/tags/autoComplete/tags", methods=["GET", "POST"])
-    @app.route("/tags/autoComplete/values", methods=["GET", "POST"])
-    def tags_view():
-        return _json_response("[]")
+    @app.route("/tags/tagSeries", methods=_ANY_METHOD)
+    @_tag_view("POST")
+    def tag_series_view():
+        return tag_call(tagdb.tag_series, _required(_last("path"), "path"))
+
+    @app.route("/tags/tagMultiSeries", methods=_ANY_METHOD)
+    @_tag_view("POST")
+    def tag_multi_series_view():
+        return tag_call(tagdb.tag_multi_series, _required(_repeated("path"), "paths"))
+
+    @app.route("/tags/delSeries", methods=_ANY_METHOD)
+    @_tag_view("POST")
+    def del_series_view():
+        return tag_call(tagdb.del_series, _required(_repeated("path"), "path"))
+
+    @app.route("/tags/findSeries", methods=_ANY_METHOD)
+    @_tag_view("GET", "POST")
+    def find_series_view():
+        return find_series(_required(_repeated("expr"), "tag expressions"))
+
+    @app.route("/tags", methods=_ANY_METHOD)
+    @app.route("/tags/", methods=_ANY_METHOD)
+    @_tag_view("GET")
+    def tag_list_view():
+        return tag_call(tagdb.list_tags, _last("filter", request.args), _last("limit", request.args))
+
+    @app.route("/tags/<path:tag>", methods=_ANY_METHOD)
+    @_tag_view("GET")
+    def tag_details_view(tag: str):
+        return tag_call(tagdb.get_tag, tag, _last("filter"), _last("limit"))
+
+    @app.route("/tags/autoComplete/tags", methods=_ANY_METHOD)
+    @_tag_view("GET", "POST")
+    def auto_complete_tags_view():
+        return tag_call(tagdb.auto_complete_tags, _repeated("expr"), _last("tagPrefix"), _last("limit"))
+
+    @app.route("/tags/autoComplete/values", methods=_ANY_METHOD)
+    @_tag_view("GET", "POST")
+    def auto_complete_values_view():
+        return tag_call(tagdb.auto_complete_values, _repeated("expr"), _required(_last("tag"), "tag"),
+                        _last("valuePrefix"), _last("limit"))
 
     return app
 

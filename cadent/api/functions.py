@@ -3,9 +3,14 @@
 The set covers what Grafana's graphite datasource sends on typical panels:
 alias, aliasByMetric, aliasByNode, aliasSub, absolute, averageSeries (avg), constantLine,
 consolidateBy, derivative, group, integral, keepLastValue, limit, maxSeries, minSeries,
-movingAverage, nonNegativeDerivative, offset, perSecond, scale, seriesByTag (returns no
-series: the API keeps no tag database), sortByName, sumSeries (sum), summarize, timeShift,
-transformNull. Anything else is a 400 "Received request for unknown function: <name>".
+movingAverage, nonNegativeDerivative, offset, perSecond, scale, seriesByTag, sortByName,
+sumSeries (sum), summarize, timeShift, transformNull. Anything else is a 400 "Received request
+for unknown function: <name>".
+
+``seriesByTag('tag=spec', ...)`` is fetched as graphite-web fetches it: the whole call, as
+written, is one path expression, which ``with_series_by_tag`` resolves through the tag
+database (``cadent.api.tagdb``) into series whose pathExpression is that call. A federating
+graphite-web sends such calls verbatim (``format=pickle&local=1``) and gets the same answer.
 
 Naming, tags and numbers follow graphite-web 1.1 (e.g. ``sumSeries(a.*)`` with
 ``aggregatedBy``, ``scale(a.b,2)``, ``summarize(a.b, "1h", "sum")``).
@@ -13,7 +18,6 @@ Naming, tags and numbers follow graphite-web 1.1 (e.g. ``sumSeries(a.*)`` with
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import time
@@ -21,11 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from cadent.api.expr import Call, Path
+from cadent.api.expr import Call, ExprError, Path, parse
 from cadent.api.series import TimeSeries, consolidator
 from cadent.api.timeparse import TimeParseError, parse_offset
-
-log = logging.getLogger(__name__)
 
 
 class RenderError(ValueError):
@@ -44,14 +46,17 @@ class Context:
 
 _FUNCS: dict[str, Callable] = {}
 _RAW: set[str] = set()  # functions that get their first argument unevaluated
+_WHOLE: set[str] = set()  # functions that get their call unevaluated
 
 
-def _register(*names: str, raw: bool = False):
+def _register(*names: str, raw: bool = False, whole: bool = False):
     def deco(fn):
         for name in names:
             _FUNCS[name] = fn
             if raw:
                 _RAW.add(name)
+            if whole:
+                _WHOLE.add(name)
         return fn
 
     return deco
@@ -70,13 +75,12 @@ def evaluate(node, ctx: Context):
         fn = _FUNCS.get(node.name)
         if fn is None:
             raise RenderError(f"Received request for unknown function: {node.name}")
-        args = list(node.args)
-        if node.name in _RAW:
-            rest = [evaluate(a, ctx) for a in args[1:]]
-            args = args[:1] + rest
+        if node.name in _WHOLE:
+            args, kwargs = [node], {}
         else:
-            args = [evaluate(a, ctx) for a in args]
-        kwargs = {k: evaluate(v, ctx) for k, v in node.kwargs}
+            kept = list(node.args[:1]) if node.name in _RAW else []
+            args = kept + [evaluate(a, ctx) for a in node.args[len(kept):]]
+            kwargs = {k: evaluate(v, ctx) for k, v in node.kwargs}
         try:
             return fn(ctx, *args, **kwargs)
         except (RenderError, TimeParseError):
@@ -97,7 +101,8 @@ def _fmt_num(value) -> str:
 
 
 def _path_exprs(series: list) -> str:
-    return ",".join(sorted(set(s.path_expression for s in series)))
+    """The series' path expressions, each once, in order of first appearance (as graphite-web)."""
+    return ",".join(dict.fromkeys(s.path_expression for s in series))
 
 
 def _tag(series: list, **tags) -> list:
@@ -193,9 +198,13 @@ def _aggregate(label: str, func: str):
             usable = [v for v in column if v is not None]
             values.append(agg(usable) if usable else None)
         name = f"{label}({_path_exprs(series)})"
-        out = TimeSeries(name, start, end, step, values, path_expression=name,
-                         tags={"name": name, "aggregatedBy": func})
-        return [out]
+        # graphite-web keeps the tags every input shares (a common name included)
+        tags = dict(series[0].tags)
+        for s in series[1:]:
+            tags = {key: value for key, value in tags.items() if s.tags.get(key) == value}
+        tags.setdefault("name", name)
+        tags["aggregatedBy"] = func
+        return [TimeSeries(name, start, end, step, values, path_expression=name, tags=tags)]
 
     return aggregate
 
@@ -446,10 +455,42 @@ def limit(ctx, series, n):
     return _series_list(series)[: int(n)]
 
 
-@_register("seriesByTag")
-def series_by_tag(ctx, *exprs):
-    log.info("seriesByTag(%s): no tag database in this API; returning no series", ", ".join(map(repr, exprs)))
-    return []
+@_register("seriesByTag", whole=True)
+def series_by_tag(ctx, call):
+    return ctx.fetch(call.text, ctx.start, ctx.end)
 
 
-__all__ = ["Context", "RenderError", "evaluate", "function_names"]
+SERIES_BY_TAG = "seriesByTag("
+
+
+def with_series_by_tag(fetch: Callable[[str, int, int], list],
+                       find_series: Callable[[list[str]], list[str]]) -> Callable[[str, int, int], list]:
+    """``fetch`` that also takes ``seriesByTag(...)`` calls as path expressions, as graphite-web's
+    store does: the quoted arguments are the tag expressions, each path ``find_series`` gives
+    is fetched by itself and kept only as the series named exactly so, and every series found
+    carries the call as its pathExpression. A bad expression is a RenderError."""
+
+    def fetch_tagged(pattern: str, start: int, end: int) -> list:
+        if not pattern.startswith(SERIES_BY_TAG):
+            return fetch(pattern, start, end)
+        try:
+            call = parse(pattern)
+        except ExprError as exc:
+            raise RenderError(f"bad target: {exc}") from None
+        exprs = [arg for arg in call.args if isinstance(arg, str)]
+        try:
+            paths = find_series(exprs)
+        except ValueError as exc:
+            raise RenderError(f"seriesByTag: {exc}") from None
+        found = []
+        for path in paths:
+            for series in fetch(path, start, end):
+                if series.name == path:
+                    series.path_expression = pattern
+                    found.append(series)
+        return sorted(found, key=lambda s: s.name)
+
+    return fetch_tagged
+
+
+__all__ = ["Context", "RenderError", "evaluate", "function_names", "with_series_by_tag"]

@@ -20,6 +20,7 @@ class ApiSettings:
     carbon_metric_prefix: str = "carbon"
     workers: int = 1
     time_zone: str = "UTC"
+    tagdb_path: str = "/var/lib/cadent/tagdb.sqlite"
 
     @property
     def bind(self) -> str:

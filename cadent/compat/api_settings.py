@@ -16,11 +16,13 @@ Keys (declared in ``cadent.compat.settings``, carbon naming, case-insensitive), 
 | CARBON_METRIC_PREFIX | carbon | names under it are asked of every cache |
 | WORKERS | 1 | gunicorn worker processes (gevent workers) |
 | TIME_ZONE | UTC | default ``tz`` for absolute times and csv |
+| TAGDB_PATH | ``tagdb.sqlite`` beside the first whisper root | the tag database (SQLite); relative: from that directory |
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from cadent.api.settings import ApiSettings
 from cadent.compat.carbon_conf import DEFAULT_INSTANCE, read_carbon_conf
@@ -74,6 +76,8 @@ def read_api_settings(path: str | None, instance: str | None = None) -> ApiSetti
             except ConfigError as exc:
                 raise ApiConfigError(str(exc)) from None
         whisper_dirs = (data_dir,)
+    beside_data = os.path.dirname(os.path.abspath(os.path.expanduser(whisper_dirs[0])))
+    tagdb_path = os.path.join(beside_data, os.path.expanduser(conf.TAGDB_PATH or "tagdb.sqlite"))
     try:
         settings = ApiSettings(
             listen_host=str(conf.LISTEN_INTERFACE).strip(),
@@ -87,6 +91,7 @@ def read_api_settings(path: str | None, instance: str | None = None) -> ApiSetti
             carbon_metric_prefix=str(conf.CARBON_METRIC_PREFIX).strip(),
             workers=int(conf.WORKERS),
             time_zone=str(conf.TIME_ZONE).strip(),
+            tagdb_path=os.path.normpath(tagdb_path),
         )
     except (TypeError, ValueError) as exc:
         raise ApiConfigError(f"{where}: {exc}") from None

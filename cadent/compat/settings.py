@@ -328,6 +328,10 @@ _declare([
     ("CARBONLINK_RETRY_DELAY", 15.0, "float", (API,), "seconds a failed CarbonLink server is left alone"),
     ("CARBONLINK_HASHING_TYPE", "carbon_ch", "str", (API,), "CarbonLink ring: carbon_ch, fnv1a_ch or mmh3_ch"),
     ("TIME_ZONE", "UTC", "str", (API,), "default tz for absolute times and csv output"),
+    ("TAGDB_PATH", None, "str", (API,),
+     "SQLite file of the tag database behind /tags and seriesByTag, shared by the workers; "
+     "default tagdb.sqlite in the directory holding the first whisper root (a relative path "
+     "is taken from there too)"),
 ])
 
 __all__ = [

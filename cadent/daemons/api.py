@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cadent-api: {exc}", file=sys.stderr)
         return 1
     if args.check_config:
-        print(f"cadent-api: config OK (bind {settings.bind}, whisper {', '.join(settings.whisper_dirs)})")
+        print(f"cadent-api: config OK (bind {settings.bind}, whisper {', '.join(settings.whisper_dirs)}, "
+              f"tag database {settings.tagdb_path})")
         return 0
     if args.config:
         os.environ["CADENT_API_CONFIG"] = os.path.abspath(args.config)

@@ -6,7 +6,8 @@ Used by tests/e2e/test_api_graphite_web.py and bench/api_bench.py:
 * ``GraphiteWeb(port, workdir, **env)`` — one graphite-web started by ``up.sh`` and always
   stopped by ``down.sh`` (which kills only the PID it recorded);
 * ``CadentApi(conf_path, port)`` — the ``cadent-api`` console script on 127.0.0.1;
-* ``write_api_conf`` / ``get`` — a carbon.conf with an ``[api]`` section, a tiny HTTP GET.
+* ``write_api_conf`` / ``get`` / ``post`` — a carbon.conf with an ``[api]`` section, tiny HTTP
+  GET and POST (form or carbon's multipart ``path`` fields).
 """
 
 from __future__ import annotations
@@ -116,9 +117,30 @@ class CadentApi(PeerProcess):
 
 def get(base: str, path: str, params, timeout: float = 30.0) -> tuple[int, bytes]:
     """GET ``base+path?params`` (params: dict or list of pairs) → (status, body)."""
-    url = f"{base}{path}?{urllib.parse.urlencode(params, doseq=True)}"
+    return _open(f"{base}{path}?{urllib.parse.urlencode(params, doseq=True)}", timeout)
+
+
+def post(base: str, path: str, fields, multipart: bool = False,
+         timeout: float = 30.0) -> tuple[int, bytes]:
+    """POST ``fields`` (pairs) to ``base+path`` urlencoded, or as multipart/form-data
+    ``path`` fields the way carbon registers series → (status, body)."""
+    if multipart:
+        from cadent.compat.graphite_tags import multipart_paths
+
+        assert all(name == "path" for name, _ in fields), "carbon's multipart has path fields only"
+        boundary = "cadent-test-boundary"
+        body = multipart_paths([value for _, value in fields], boundary)
+        ctype = f"multipart/form-data; boundary={boundary}"
+    else:
+        body = urllib.parse.urlencode(fields).encode()
+        ctype = "application/x-www-form-urlencoded"
+    req = urllib.request.Request(f"{base}{path}", data=body, headers={"Content-Type": ctype})
+    return _open(req, timeout)
+
+
+def _open(req, timeout: float) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()

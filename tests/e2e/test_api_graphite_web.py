@@ -18,6 +18,7 @@ import os
 import socket
 import sysconfig
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ import whisper
 
 from cadent.core.write.layout import path_for
 from tests.e2e.graphite_web_helpers import (
-    CadentApi, GraphiteWeb, ensure_graphite_web, get, write_api_conf,
+    CadentApi, GraphiteWeb, ensure_graphite_web, get, post, write_api_conf,
 )
 from tests.peers import LOCALHOST, CadentProcess, CarbonDaemon, free_port, wait_until, write_carbon_conf
 
@@ -290,3 +291,134 @@ def test_cached_points_merge_through_carbonlink(tmp_path):
         if api is not None:
             api.stop()
         cache.stop()
+
+
+# --------------------------------------------------------------------------- tag database
+
+TAG_REGISTRATIONS = [
+    # as carbon-cache registers (multipart ``path`` fields), files or not, tagged or not
+    TAGGED_HASHED + TAGGED_READABLE + [
+        "tag.metric;host=c;env=prod;dc=eu", "~tag.other;env=staging", 'om.metric{rack="r1",env="prod"}',
+        "tag.metric;env=qa;host=a.b", "test.api.a", "test.other.x"],
+    # again (nothing changes), plus new ones
+    TAGGED_HASHED + ["tag.late;env=prod;zone=z1", "tag.gone;env=prod;host=z"],
+]
+TAG_DELETIONS = ["tag.gone;env=prod;host=z"]
+TAG_WEBS = ("local", "plugin", "api")  # each keeps its own tag database
+
+
+@pytest.fixture(scope="module")
+def tagged(stack):
+    """Every tag database of the stack holds the same registrations, made in the same order."""
+    for name in TAG_WEBS:
+        url = stack["urls"][name]
+        for batch in TAG_REGISTRATIONS:
+            status, body = post(url, "/tags/tagMultiSeries", [("path", p) for p in batch], multipart=True)
+            assert status == 200, (name, body[:500])
+        status, body = post(url, "/tags/delSeries", [("path", p) for p in TAG_DELETIONS])
+        assert (status, body) == (200, b"true"), name
+    return stack
+
+
+def _tags_json(url: str, path: str, params) -> tuple[int, object]:
+    status, body = get(url, path, params)
+    return status, json.loads(body) if body else None
+
+
+TAG_QUERIES = [  # each compared as (status, JSON)
+    "/tags/findSeries?expr=env=prod",
+    "/tags/findSeries?expr=env=prod&expr=host!=a",
+    "/tags/findSeries?expr=name=~tag",
+    "/tags/findSeries?expr=name=~tag\\.m&expr=env=~^(prod|dev)$",
+    "/tags/findSeries?expr=env!=prod&expr=name=tag.metric",
+    "/tags/findSeries?expr=dc=&expr=env=prod",
+    "/tags/findSeries?expr=host!=",
+    "/tags/findSeries?expr=env!=~d.*&expr=name!=",
+    "/tags/findSeries?expr=name=test.api.a",
+    "/tags/findSeries?expr[]=rack=r1",
+    "/tags/findSeries?expr=env!=prod",
+    "/tags/findSeries",
+    "/tags",
+    "/tags?filter=e",
+    "/tags?filter=^(h|n)",
+    "/tags?limit=2",
+    "/tags?limit=0",
+    "/tags?pretty=1",
+    "/tags/env",
+    "/tags/name",
+    "/tags/host?filter=a",
+    "/tags/env?limit=1",
+    "/tags/nosuchtag",
+    "/tags/autoComplete/tags",
+    "/tags/autoComplete/tags?tagPrefix=e",
+    "/tags/autoComplete/tags?limit=2",
+    "/tags/autoComplete/tags?limit=0",
+    "/tags/autoComplete/tags?expr=env=prod",
+    "/tags/autoComplete/tags?expr=env=prod&tagPrefix=h",
+    "/tags/autoComplete/tags?expr=name=tag.metric&expr=env!=dev&limit=2",
+    "/tags/autoComplete/tags?expr=env=nope",
+    "/tags/autoComplete/values?tag=env",
+    "/tags/autoComplete/values?tag=env&valuePrefix=p",
+    "/tags/autoComplete/values?tag=env&limit=1",
+    "/tags/autoComplete/values?tag=host&expr=env=prod",
+    "/tags/autoComplete/values?tag=name&expr=env!=",
+    "/tags/autoComplete/values?tag=host&expr=env!=prod",
+    "/tags/autoComplete/values?tag=name&expr=env=prod&valuePrefix=tag.&limit=2",
+    "/tags/autoComplete/values?tag=nosuchtag",
+    "/tags/autoComplete/values",
+    "/tags/autoComplete/tags?limit=-1",
+    "/tags/autoComplete/values?tag=env&limit=-1",
+    "/tags?filter=n|h&limit=1",
+]
+
+
+@pytest.mark.parametrize("query", TAG_QUERIES)
+def test_tag_queries_match_local_graphite_web(tagged, query):
+    path, _, text = query.partition("?")
+    params = urllib.parse.parse_qsl(text, keep_blank_values=True)
+    names = ("plugin", "api")
+    if path.startswith("/tags/autoComplete/") and dict(params).get("tag", "x") and "-" not in text:
+        # a front asks its CLUSTER_SERVERS for completions (not findSeries), then cuts the union
+        # at limit again: with a negative limit it differs from its own remote by design
+        names += ("front",)
+    _same_everywhere(tagged, lambda url: _tags_json(url, path, params), names)
+
+
+def test_tag_registration_answers_match(tagged):
+    batch = [("path", p) for p in TAG_REGISTRATIONS[0][:3] + ["x.y;b=2;a=1"]]
+    answers = {name: post(tagged["urls"][name], "/tags/tagMultiSeries", batch, multipart=True)
+               for name in TAG_WEBS}
+    assert answers["api"] == answers["local"] == answers["plugin"]
+    single = {name: post(tagged["urls"][name], "/tags/tagSeries", [("path", "x.y;b=2;a=1")])
+              for name in TAG_WEBS}
+    assert single["api"] == single["local"] == (200, b'"x.y;a=1;b=2"')
+    for name in TAG_WEBS:
+        assert post(tagged["urls"][name], "/tags/delSeries", [("path", "x.y;a=1;b=2")])[0] == 200
+    # graphite-web's other answers: a refused method is an empty 405, a missing field a 400
+    for path, status in (("/tags/tagMultiSeries", 405), ("/tags/findSeries", 400)):
+        got = {name: get(tagged["urls"][name], path, [])[0] for name in TAG_WEBS}
+        assert set(got.values()) == {status}, got
+
+
+SERIES_BY_TAG_TARGETS = [
+    ["seriesByTag('env=prod')"],
+    ["seriesByTag('name=tag.metric')"],
+    ['seriesByTag("name=~tag", "env!=dev")'],
+    ["seriesByTag('host!=')", "seriesByTag('env=dev')"],
+    ["sumSeries(seriesByTag('env=prod'))"],
+    ["sumSeries(seriesByTag('name=tag.metric'))"],         # the inputs' common tags are kept
+    ["maxSeries(seriesByTag('env=prod'), seriesByTag('env=dev'))"],
+    ["seriesByTag('rack=r1')", "seriesByTag('env=staging')"],  # registered, no file: nothing
+    ["seriesByTag('name=test.api.a')"],
+    ["seriesByTag('env=nope')"],
+]
+
+
+@pytest.mark.parametrize("targets", SERIES_BY_TAG_TARGETS, ids=[",".join(t) for t in SERIES_BY_TAG_TARGETS])
+def test_series_by_tag_renders_match_local_graphite_web(tagged, targets):
+    now = tagged["now"]
+    until = now - 60 - now % 60
+    result = _same_everywhere(tagged, lambda url: _render(url, targets, **{"from": until - 3 * 3600,
+                                                                           "until": until}))
+    if "nope" not in targets[0] and "r1" not in targets[0]:
+        assert result and any(v is not None for s in result for v, _ in s["datapoints"])
