@@ -106,19 +106,19 @@ class TagRegistrar:
 
     def flush(self, deadline: float = float("inf")) -> None:
         """POST batches until the queues are empty (or ``deadline``, clock time, passes)."""
-        while self._clock() < deadline:
+        while (left := deadline - self._clock()) > 0:
             batch = self.take_batch()
             if not batch:
                 return
-            self.post(batch)
+            self.post(batch, min(REQUEST_TIMEOUT_S, left))
 
-    def post(self, names: list[str]) -> bool:
+    def post(self, names: list[str], timeout: float = REQUEST_TIMEOUT_S) -> bool:
         """One tagMultiSeries request; True when graphite-web answered 200."""
         boundary = uuid.uuid4().hex
         body = multipart_paths(names, boundary)
         connection_class = (http.client.HTTPSConnection if self._scheme == "https"
                             else http.client.HTTPConnection)
-        connection = connection_class(self._host, self._port, timeout=REQUEST_TIMEOUT_S)
+        connection = connection_class(self._host, self._port, timeout=timeout)
         try:
             connection.request("POST", self._path, body, {
                 "Content-Type": f"multipart/form-data; boundary={boundary}"})

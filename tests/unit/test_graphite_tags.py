@@ -139,3 +139,25 @@ def test_tags_config(tmp_path):
     conf.write_text("[cache]\nGRAPHITE_URL = gw:8080\n")
     with pytest.raises(ConfigError, match="GRAPHITE_URL"):
         tags_config(read_carbon_conf(str(conf), "cache"))
+
+
+def test_stopping_waits_for_an_unanswering_graphite_web_only_so_long(monkeypatch):
+    import socket
+    import time as _time
+
+    import cadent.compat.graphite_tags as graphite_tags
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts, never answers
+    try:
+        monkeypatch.setattr(graphite_tags, "STOP_FLUSH_S", 0.5)
+        registrar = TagRegistrar(f"http://127.0.0.1:{silent.getsockname()[1]}")
+        for i in range(250):
+            registrar.created(f"m.{i}")
+        started = _time.monotonic()
+        registrar.stop()
+        assert _time.monotonic() - started < 3
+        assert registrar.collect_stats()["tagsDropped"] >= 100
+    finally:
+        silent.close()
