@@ -8,7 +8,6 @@ relay's helpers from :mod:`cadent.compat.relay_settings`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -16,7 +15,7 @@ from cadent.compat.aggregation_rules import AggregationRule, read_aggregation_ru
 from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
 from cadent.compat.daemon_settings import (DaemonPaths, OutputConfig, SelfMetricsConfig,
                                            metric_filter, output_config, receiver_config,
-                                           self_metrics_config)
+                                           self_metrics_config, whole_number)
 from cadent.compat.errors import ConfigError
 from cadent.compat.lists import MetricFilter
 from cadent.compat.relay_settings import build_relay_router
@@ -68,34 +67,6 @@ def read_aggregator_rules(conf: CarbonSettings) -> AggregatorRules:
     )
 
 
-def _setting_line(conf: CarbonSettings, key: str) -> int:
-    """The last line of the config file that sets ``key`` (0 when not found)."""
-    if not conf.path:
-        return 0
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*[=:]", re.IGNORECASE)
-    found = 0
-    try:
-        with open(conf.path, encoding="utf-8", errors="replace") as handle:
-            for number, line in enumerate(handle, start=1):
-                if pattern.match(line):
-                    found = number
-    except OSError:
-        return 0
-    return found
-
-
-def _positive_int(conf: CarbonSettings, key: str, minimum: int) -> int:
-    value = conf[key]
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = minimum - 1
-    if number < minimum:
-        raise ConfigError(conf.path or "<defaults>", _setting_line(conf, key),
-                          f"{key} must be an integer ≥ {minimum}, got {value!r}")
-    return number
-
-
 def load_aggregator_settings(path: str | None, instance: str | None = None,
                              overrides: Mapping[str, str] | None = None) -> AggregatorSettings:
     """Read carbon.conf's ``[aggregator]`` (+ ``[aggregator:instance]``) and every file it names.
@@ -106,14 +77,14 @@ def load_aggregator_settings(path: str | None, instance: str | None = None,
     forced["RELAY_METHOD"] = FORCED_RELAY_METHOD
     conf = read_carbon_conf(path, "aggregator", instance, forced)
     if int(conf.WORKERS) != 1:
-        raise ConfigError(conf.path or "<defaults>", _setting_line(conf, "WORKERS"),
+        raise ConfigError(conf.path or "<defaults>", conf.lines.get("WORKERS", 0),
                           "WORKERS must be 1 for the aggregator: several processes would each "
                           "emit partial aggregates of the same outputs")
     wbf = conf.WRITE_BACK_FREQUENCY
     if wbf in (None, ""):
         write_back = None
     else:
-        write_back = float(_positive_int(conf, "WRITE_BACK_FREQUENCY", 1))
+        write_back = float(whole_number(conf, "WRITE_BACK_FREQUENCY", 1))
     return AggregatorSettings(
         conf=conf,
         receivers=receiver_config(conf, reuse_port=False),
@@ -123,7 +94,7 @@ def load_aggregator_settings(path: str | None, instance: str | None = None,
         self_metrics=self_metrics_config(conf),
         rules=read_aggregator_rules(conf),
         forward_all=bool(conf.FORWARD_ALL),
-        max_aggregation_intervals=_positive_int(conf, "MAX_AGGREGATION_INTERVALS", 1),
+        max_aggregation_intervals=whole_number(conf, "MAX_AGGREGATION_INTERVALS", 1),
         write_back_frequency_s=write_back,
         log_misses=bool(conf.LOG_AGGREGATOR_MISSES),
         drain_seconds=float(conf.SHUTDOWN_DRAIN_SECONDS),

@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
 from cadent.compat.daemon_settings import (DaemonPaths, SelfMetricsConfig, metric_filter,
-                                           receiver_config, self_metrics_config)
+                                           receiver_config, self_metrics_config, whole_number)
 from cadent.compat.errors import ConfigError
+from cadent.compat.graphite_tags import tag_endpoint
 from cadent.compat.lists import MetricFilter
 from cadent.compat.storage_aggregation import StorageAggregation, load_storage_aggregation
 from cadent.compat.storage_schemas import StorageSchemas, load_storage_schemas
@@ -91,15 +91,6 @@ def _limit(value, path: str | None, name: str) -> float:
     return math.inf if number <= 0 or math.isinf(number) else number
 
 
-def _count(conf: CarbonSettings, key: str, least: int) -> int:
-    """A whole-number setting of at least ``least``."""
-    value = getattr(conf, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ConfigError(conf.path or "carbon.conf", 0,
-                          f"{key} must be a whole number of at least {least}, not {value!r}")
-    return value
-
-
 def cache_config(conf: CarbonSettings) -> CacheConfig:
     strategy = str(conf.CACHE_WRITE_STRATEGY).strip().lower()
     if strategy not in STRATEGIES:
@@ -115,7 +106,7 @@ def cache_config(conf: CarbonSettings) -> CacheConfig:
                                       "MAX_UPDATES_PER_SECOND"),
         max_creates_per_minute=_limit(conf.MAX_CREATES_PER_MINUTE, conf.path,
                                       "MAX_CREATES_PER_MINUTE"),
-        writer_threads=_count(conf, "WRITER_THREADS", 1),
+        writer_threads=whole_number(conf, "WRITER_THREADS", 1),
         log_creates=bool(conf.LOG_CREATES),
         log_updates=bool(conf.LOG_UPDATES),
         log_cache_hits=bool(conf.LOG_CACHE_HITS),
@@ -142,13 +133,14 @@ def tags_config(conf: CarbonSettings) -> TagsConfig | None:
     if not conf.ENABLE_TAGS:
         return None
     url = str(conf.GRAPHITE_URL or "").strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(conf.path or "carbon.conf", 0,
-                          f"GRAPHITE_URL must be an http:// or https:// URL, not {url!r}")
-    return TagsConfig(graphite_url=url, update_interval=_count(conf, "TAG_UPDATE_INTERVAL", 1),
-                      batch_size=_count(conf, "TAG_BATCH_SIZE", 1),
-                      queue_size=_count(conf, "TAG_QUEUE_SIZE", 0))
+    try:
+        tag_endpoint(url)
+    except ValueError as exc:
+        raise ConfigError(conf.path or "carbon.conf", conf.lines.get("GRAPHITE_URL", 0),
+                          str(exc)) from None
+    return TagsConfig(graphite_url=url, update_interval=whole_number(conf, "TAG_UPDATE_INTERVAL", 1),
+                      batch_size=whole_number(conf, "TAG_BATCH_SIZE", 1),
+                      queue_size=whole_number(conf, "TAG_QUEUE_SIZE", 0))
 
 
 def load_storage_rules(conf_dir: str) -> tuple[str, str, StorageSchemas, StorageAggregation]:

@@ -51,12 +51,13 @@ class CarbonSettings(Mapping[str, Any]):
     Lists are stored as tuples. Besides carbon's names it carries ``path`` (the config file or
     None), ``role``, ``instance``, ``program``, ``pidfile``, ``log_dir``, ``graphite_root`` and
     the resolved file paths ``whitelist``, ``blacklist``, ``relay_rules``,
-    ``aggregation_rules``, ``rewrite_rules``.
+    ``aggregation_rules``, ``rewrite_rules``, and ``lines``: the file line each setting read
+    from the file came from (for error messages).
     """
 
     __slots__ = ("_values", "path", "role", "instance", "program", "pidfile", "log_dir",
                  "graphite_root", "whitelist", "blacklist", "relay_rules",
-                 "aggregation_rules", "rewrite_rules")
+                 "aggregation_rules", "rewrite_rules", "lines")
 
     def __init__(self, values: Mapping[str, Any], **attributes: Any) -> None:
         frozen = {name: tuple(v) if isinstance(v, list) else v for name, v in values.items()}
@@ -97,9 +98,10 @@ def _closest(name: str) -> str | None:
     return match[0] if match else None
 
 
-def _apply_section(values: dict[str, Any], path: str, role: str,
+def _apply_section(values: dict[str, Any], lines: dict[str, int], path: str, role: str,
                    sections: Mapping[str, IniSection], name: str) -> None:
-    """Overlay section ``name`` (and ``[DEFAULT]`` under it) onto ``values``, if it exists."""
+    """Overlay section ``name`` (and ``[DEFAULT]`` under it) onto ``values``, if it exists;
+    ``lines`` records the file line each value came from."""
     section = sections.get(name)
     if section is None:
         return
@@ -112,6 +114,7 @@ def _apply_section(values: dict[str, Any], path: str, role: str,
             entries[key] = (raw, source.lines[key], source.name)
     for key, (raw, line, where) in entries.items():
         name_upper = key.upper()
+        lines[name_upper] = line
         setting = registry.get_setting(name_upper)
         if setting is None:
             hint = _closest(name_upper)
@@ -188,11 +191,12 @@ def read_carbon_conf(path: str | None, role: str, instance: str | None = None,
     sections: dict[str, IniSection] = {}
     if path is not None:
         sections = {section.name: section for section in read_ini(path)}
-    _apply_section(values, path or "", role, sections, role)
+    lines: dict[str, int] = {}
+    _apply_section(values, lines, path or "", role, sections, role)
     _apply_overrides(values, overrides)
     _derive_storage_paths(values, program)
     if instance:
-        _apply_section(values, path or "", role, sections, f"{role}:{instance}")
+        _apply_section(values, lines, path or "", role, sections, f"{role}:{instance}")
         _apply_overrides(values, overrides)
         suffix = f"{program}-{instance}"
     else:
@@ -217,6 +221,7 @@ def read_carbon_conf(path: str | None, role: str, instance: str | None = None,
 
     return CarbonSettings(
         values,
+        lines=MappingProxyType(lines),
         path=path,
         role=role,
         instance=instance,

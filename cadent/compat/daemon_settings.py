@@ -30,6 +30,20 @@ class DaemonPaths:
         return self.conf.log_dir
 
 
+def whole_number(conf: CarbonSettings, key: str, least: int) -> int:
+    """Setting ``key`` as a whole number of at least ``least``; ConfigError (file:line) else."""
+    value = conf[key]
+    number = None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    if number is None or number < least:
+        raise ConfigError(conf.path or "<defaults>", conf.lines.get(key, 0),
+                          f"{key} must be a whole number of at least {least}, not {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class SelfMetricsConfig:
     prefix: str

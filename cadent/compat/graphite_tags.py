@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import deque
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import gevent
 
@@ -33,6 +33,14 @@ REQUEST_TIMEOUT_S = 5.0
 REST_S = 0.2
 FAILURE_LOG_INTERVAL_S = 60.0
 STOP_FLUSH_S = 5.0
+
+
+def tag_endpoint(graphite_url: str) -> SplitResult:
+    """``GRAPHITE_URL/tags/tagMultiSeries``; ValueError unless GRAPHITE_URL is an http(s) URL."""
+    url = urlsplit(graphite_url.strip().rstrip("/"))
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"GRAPHITE_URL must be an http:// or https:// URL, not {graphite_url!r}")
+    return url._replace(path=url.path + "/tags/tagMultiSeries")
 
 
 def multipart_paths(names: list[str], boundary: str) -> bytes:
@@ -53,14 +61,12 @@ class TagRegistrar:
         queue_size: int = 10000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        url = urlsplit(graphite_url.rstrip("/"))
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"GRAPHITE_URL must be an http(s) URL, not {graphite_url!r}")
-        self.url = graphite_url.rstrip("/") + "/tags/tagMultiSeries"
-        self._scheme = url.scheme
-        self._host = url.hostname
-        self._port = url.port
-        self._path = url.path + "/tags/tagMultiSeries"
+        endpoint = tag_endpoint(graphite_url)
+        self.url = endpoint.geturl()
+        self._scheme = endpoint.scheme
+        self._host = endpoint.hostname
+        self._port = endpoint.port
+        self._path = endpoint.path
         self.batch_size = max(1, int(batch_size))
         self.update_interval = max(1, int(update_interval))
         self.queue_size = int(queue_size)
@@ -203,4 +209,4 @@ class RegisteringWriter:
         self.writer.close()
 
 
-__all__ = ["RegisteringWriter", "TagRegistrar", "multipart_paths"]
+__all__ = ["RegisteringWriter", "TagRegistrar", "multipart_paths", "tag_endpoint"]

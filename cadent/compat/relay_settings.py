@@ -12,7 +12,7 @@ from cadent.compat.aggregation_rules import read_aggregation_rules
 from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
 from cadent.compat.daemon_settings import (DaemonPaths, OutputConfig, SelfMetricsConfig,
                                            metric_filter, output_config, receiver_config,
-                                           self_metrics_config)
+                                           self_metrics_config, whole_number)
 from cadent.compat.errors import ConfigError
 from cadent.compat.lists import MetricFilter
 from cadent.compat.relay_rules import read_relay_rules
@@ -81,9 +81,7 @@ def load_relay_settings(path: str | None, instance: str | None = None,
     ``overrides`` are the command line's paths (``pidfile``, ``logdir``).
     """
     conf = read_carbon_conf(path, "relay", instance, overrides)
-    workers = int(conf.WORKERS)
-    if workers < 1:
-        raise ConfigError(conf.path, 0, "WORKERS must be at least 1")
+    workers = whole_number(conf, "WORKERS", 1)
     return RelaySettings(
         conf=conf,
         receivers=receiver_config(conf, reuse_port=workers > 1),

@@ -208,12 +208,10 @@ class Drainer:
     def step(self, limit: bool = True) -> bool:
         """Create pending files, then write one metric; True if anything was done."""
         worked = self._create_pending(limit)
-        waited = 0.0
+        waiting_since = time.perf_counter()
         if limit:
             with self._lock:
                 wait = self._updates.take()
-            if wait > 0:
-                waited = -time.perf_counter()
             while wait > 0:
                 sleep(min(wait, 0.1))
                 if self._stopping:
@@ -222,8 +220,7 @@ class Drainer:
                 worked = self._create_pending(limit) or worked
                 with self._lock:
                     wait = self._updates.take()
-            if waited:
-                waited += time.perf_counter()
+        waited = time.perf_counter() - waiting_since
         item = self.cache.pop_next(
             _Skip(self._pending, self._creating, self._retry_at, self._clock()))
         if item is None:
