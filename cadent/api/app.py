@@ -132,7 +132,7 @@ def create_app(settings: ApiSettings) -> Flask:
             max_points = int(request.values.get("maxDataPoints") or 0)
         except (TimeParseError, ValueError) as exc:
             return _bad_request(str(exc))
-        fetch = with_series_by_tag(rendering.make_fetcher(finder, now, cache_query), find_series)
+        fetch = with_series_by_tag(rendering.Fetcher(finder, now, cache_query), find_series)
         try:
             series = rendering.evaluate_targets(targets, start, end, now, fetch)
         except (RenderError, TimeParseError) as exc:

@@ -463,12 +463,11 @@ def series_by_tag(ctx, call):
 SERIES_BY_TAG = "seriesByTag("
 
 
-def with_series_by_tag(fetch: Callable[[str, int, int], list],
-                       find_series: Callable[[list[str]], list[str]]) -> Callable[[str, int, int], list]:
-    """``fetch`` that also takes ``seriesByTag(...)`` calls as path expressions, as graphite-web's
-    store does: the quoted arguments are the tag expressions, each path ``find_series`` gives
-    is fetched by itself and kept only as the series named exactly so, and every series found
-    carries the call as its pathExpression. A bad expression is a RenderError."""
+def with_series_by_tag(fetch, find_series: Callable[[list[str]], list[str]]):
+    """``fetch`` (a ``render.Fetcher``) that also takes ``seriesByTag(...)`` calls as path
+    expressions, as graphite-web's store does: the quoted arguments are the tag expressions, the
+    series ``find_series`` names are read together by exact name, and every one carries the call
+    as its pathExpression. A bad expression is a RenderError."""
 
     def fetch_tagged(pattern: str, start: int, end: int) -> list:
         if not pattern.startswith(SERIES_BY_TAG):
@@ -482,13 +481,7 @@ def with_series_by_tag(fetch: Callable[[str, int, int], list],
             paths = find_series(exprs)
         except ValueError as exc:
             raise RenderError(f"seriesByTag: {exc}") from None
-        found = []
-        for path in paths:
-            for series in fetch(path, start, end):
-                if series.name == path:
-                    series.path_expression = pattern
-                    found.append(series)
-        return sorted(found, key=lambda s: s.name)
+        return sorted(fetch.exact(paths, pattern, start, end), key=lambda s: s.name)
 
     return fetch_tagged
 

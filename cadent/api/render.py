@@ -31,29 +31,44 @@ def run_blocking(func, *args):
     return get_hub().threadpool.apply(func, args)
 
 
-def make_fetcher(finder: WhisperFinder, now: int, cache_query: Callable | None):
+class Fetcher:
     """``fetch(pattern, start, end) -> [TimeSeries]`` over whisper files (cache merged).
 
-    The files of one pattern are read in one thread-pool call (disk reads and decoding off
+    The files of one request are read in one thread-pool call (disk reads and decoding off
     the gevent loop; a handful of files inline); CarbonLink queries then run on the loop.
     """
 
-    def fetch(pattern: str, start: int, end: int) -> list[TimeSeries]:
-        nodes = sorted(finder.find(pattern, leaves_only=True), key=lambda n: n.path)
+    def __init__(self, finder: WhisperFinder, now: int, cache_query: Callable | None) -> None:
+        self.finder = finder
+        self.now = now
+        self.cache_query = cache_query
+
+    def __call__(self, pattern: str, start: int, end: int) -> list[TimeSeries]:
+        nodes = sorted(self.finder.find(pattern, leaves_only=True), key=lambda n: n.path)
+        return self._read(nodes, pattern, start, end)
+
+    def exact(self, names: Sequence[str], path_expression: str, start: int,
+              end: int) -> list[TimeSeries]:
+        """The series named exactly ``names`` (those with a file), looked up and read together."""
+        def find() -> list:
+            return [node for node in map(self.finder.find_exact, names) if node is not None]
+
+        nodes = find() if len(names) <= INLINE_READS else run_blocking(find)
+        return self._read(nodes, path_expression, start, end)
+
+    def _read(self, nodes: list, path_expression: str, start: int, end: int) -> list[TimeSeries]:
         paths = [n.fs_path for n in nodes]
         if len(paths) <= INLINE_READS:
-            found = read_files(paths, start, end, now)
+            found = read_files(paths, start, end, self.now)
         else:
-            found = run_blocking(read_files, paths, start, end, now)
+            found = run_blocking(read_files, paths, start, end, self.now)
         out = []
         for node, item in zip(nodes, found):
             if item is None:
                 continue
-            (s, e, step), values = overlay_cache(item[0], item[1], node.path, cache_query)
-            out.append(TimeSeries(node.path, s, e, step, values, path_expression=pattern))
+            (s, e, step), values = overlay_cache(item[0], item[1], node.path, self.cache_query)
+            out.append(TimeSeries(node.path, s, e, step, values, path_expression=path_expression))
         return out
-
-    return fetch
 
 
 def evaluate_targets(targets: Sequence[str], start: int, end: int, now: int, fetch) -> list[TimeSeries]:
@@ -160,4 +175,4 @@ def to_pickle(series: list[TimeSeries]) -> bytes:
     )
 
 
-__all__ = ["apply_max_data_points", "evaluate_targets", "make_fetcher", "run_blocking", "to_csv", "to_json", "to_pickle", "to_raw"]
+__all__ = ["apply_max_data_points", "evaluate_targets", "Fetcher", "run_blocking", "to_csv", "to_json", "to_pickle", "to_raw"]

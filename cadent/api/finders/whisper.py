@@ -7,7 +7,8 @@ a node ``**`` matches any number of levels. Directories are branches, ``*.wsp`` 
 
 Tagged series (``_tagged/<h[0:3]>/<h[3:6]>/<sha256>.wsp``) are not found by glob: like
 graphite-web they show up as an ordinary ``_tagged`` branch. ``find_tagged(name)`` resolves a
-normalised tagged name to its file (hashed or ``_DOT_`` variant) for exact-name renders.
+normalised tagged name to its file (hashed or ``_DOT_`` variant) for exact-name renders;
+``find_exact(name)`` does the same for any name, tagged or not (the series a tag query names).
 """
 
 from __future__ import annotations
@@ -139,6 +140,21 @@ class WhisperFinder:
                 if os.path.isfile(full):
                     yield Node(name, True, full)
                     return
+
+    def find_exact(self, name: str) -> Node | None:
+        """The leaf named exactly ``name`` (no globbing; tagged or not), from the first root
+        that has its file."""
+        if ";" in name:
+            return next(self.find_tagged(name), None)
+        parts = name.split(".")
+        if not all(parts) or any(part.startswith(".") for part in parts):
+            return None
+        for root in self.roots:
+            stem = os.path.join(root, *parts)
+            for full in (stem + ".wsp", stem + ".wsp.gz"):
+                if os.path.isfile(full):
+                    return Node(name, True, full)
+        return None
 
     def _walk(self, directory: str, nodes: list[str], prefix: list[str]) -> Iterator[Node]:
         head, rest = nodes[0], nodes[1:]
