@@ -20,19 +20,17 @@ compare rates, not totals.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
+from bench.drive import COLUMNS, measure, print_rows, run_targets  # noqa: E402
 from tests.peers import (CadentProcess, CarbonDaemon, FakeCarbonSink,  # noqa: E402
-                         cadent_available, free_port, wait_until, write_carbon_conf)
+                         cadent_available, free_port, write_carbon_conf)
 
 TARGETS = ("cadent", "carbon-aggregator")
 
@@ -56,7 +54,7 @@ def _conf(tmp: Path, sink: FakeCarbonSink, queue: int) -> Path:
 
 
 def run_one(target: str, names: int, points: int, args) -> dict:
-    """One bounded run of ``target``; a result row (see module doc)."""
+    """One bounded run of ``target``; a result row (see module doc and ``drive.measure``)."""
     tmp = Path(tempfile.mkdtemp(prefix=f"aggregator-bench-{target}-"))
     sink = FakeCarbonSink("pickle", record=False).start()
     daemon = None
@@ -66,62 +64,15 @@ def run_one(target: str, names: int, points: int, args) -> dict:
             daemon = CadentProcess(conf, "aggregator").start()
         else:
             daemon = CarbonDaemon(conf, "aggregator", impl=args.carbon_impl).start()
-        wait_until(lambda: sink.stats()["connections"] > 0, timeout=3)
-        cpu0 = daemon.cpu_seconds()
-        gen = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "loadgen.py"), "--port", str(daemon.line_port),
-             "--names", str(names), "--points", str(points),
-             "--connections", str(args.connections), "--prefix", f"bench{names}"],
-            stdout=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + args.timeout
-        last_total, last_change = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            total = sink.count()
-            now = time.monotonic()
-            if total != last_total:
-                last_total, last_change = total, now
-            if gen.poll() is not None and (total >= points or now - last_change > args.stall):
-                break
-            time.sleep(0.1)
-        cpu = daemon.cpu_seconds() - cpu0
-        rss = daemon.peak_rss()
-        alive = daemon.alive
-        if gen.poll() is None:
-            gen.kill()
-        out, _ = gen.communicate(timeout=10)
-        load = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
-        st = sink.stats()
-        received = st["count"]
-        start = load.get("start_time", 0.0)
-        secs = (st["last_time"] or 0) - start if start else float("nan")
-        sent = load.get("sent", 0)
-        return {
-            "target": target, "names": names, "sent": sent, "received": received,
-            "lost": max(0, sent - received), "seconds": round(secs, 3),
-            "rate": round(received / secs, 1) if secs and secs > 0 else 0.0,
-            "send_rate": load.get("rate", 0.0), "cpu_s": round(cpu, 2),
-            "cpu_us_per_dp": round(cpu / received * 1e6, 3) if received else float("nan"),
-            "peak_rss_mb": round(rss / 2**20, 1), "alive": alive,
-        }
+        row = measure(daemon, [sink], names=names, points=points, connections=args.connections,
+                      timeout=args.timeout, stall=args.stall)
+        row["lost"] = max(0, row["lost"])  # aggregates arrive on top of the forwarded points
+        return {"target": target, **row}
     finally:
         if daemon is not None:
             daemon.stop()
         sink.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def print_table(rows: list[dict]) -> None:
-    cols = [("target", 18), ("names", 7), ("sent", 9), ("received", 9), ("lost", 8),
-            ("seconds", 8), ("rate", 11), ("cpu_s", 7), ("cpu_us_per_dp", 13), ("peak_rss_mb", 11)]
-    print(" ".join(f"{c:>{w}}" for c, w in cols))
-    for r in rows:
-        print(" ".join(f"{r[c]:>{w}}" for c, w in cols))
-    by = {(r["target"], r["names"]): r for r in rows}
-    for names in sorted({r["names"] for r in rows}):
-        cad, car = by.get(("cadent", names)), by.get(("carbon-aggregator", names))
-        if cad and car and car["rate"] and car["cpu_us_per_dp"]:
-            print(f"names={names}: cadent/carbon-aggregator rate x{cad['rate'] / car['rate']:.1f}, "
-                  f"CPU per datapoint x{car['cpu_us_per_dp'] / cad['cpu_us_per_dp']:.1f} less")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,26 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         print("cadent-aggregator is not available: skipping it", file=sys.stderr)
         targets.remove("cadent")
     carbon_points = args.carbon_points or max(1, args.points // 10)
-    rows, failed = [], False
-    for names in (int(n) for n in args.names.split(",")):
-        for target in targets:
-            points = carbon_points if target == "carbon-aggregator" else args.points
-            print(f"running {target} names={names} points={points} ...", file=sys.stderr, flush=True)
-            try:
-                row = run_one(target, names, points, args)
-            except Exception as exc:  # one broken target must not hide the other
-                print(f"{target} names={names} failed: {exc}", file=sys.stderr)
-                failed = True
-                continue
-            if not row["alive"]:
-                print(f"{target} names={names}: daemon died during the run", file=sys.stderr)
-                failed = True
-            rows.append(row)
-            if args.json:
-                print(json.dumps(row), flush=True)
-    print_table(rows)
+    rows, failed = run_targets(
+        targets, [int(n) for n in args.names.split(",")],
+        lambda target, names, points: run_one(target, names, points, args),
+        lambda target: carbon_points if target == "carbon-aggregator" else args.points,
+        json_rows=args.json)
+    print_rows(rows, COLUMNS)
     return 1 if failed else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

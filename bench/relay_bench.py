@@ -19,19 +19,17 @@ compare rates, not totals.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
+from bench.drive import COLUMNS, measure, print_rows, run_targets  # noqa: E402
 from tests.peers import (CadentProcess, CarbonCRelay, CarbonDaemon, FakeCarbonSink,  # noqa: E402
-                         cadent_available, free_port, wait_until, write_carbon_conf)
+                         cadent_available, free_port, write_carbon_conf)
 
 TARGETS = ("cadent", "carbon-relay", "carbon-c-relay")
 
@@ -64,87 +62,22 @@ def _start_relay(target: str, tmp: Path, sinks, args):
 
 
 def run_one(target: str, names: int, points: int, args) -> dict:
-    """One bounded run of ``target``; a result row (see module doc)."""
+    """One bounded run of ``target``; a result row (see module doc and ``drive.measure``)."""
     sink_proto = "line" if target == "carbon-c-relay" else args.sink_protocol
     tmp = Path(tempfile.mkdtemp(prefix=f"relay-bench-{target}-"))
     sinks = [FakeCarbonSink(sink_proto, record=False).start() for _ in range(2)]
     relay = None
     try:
         relay = _start_relay(target, tmp, sinks, args)
-        # hashing relays connect at start; give them a moment (carbon-c-relay connects lazily)
-        wait_until(lambda: all(s.stats()["connections"] for s in sinks), timeout=3)
-        cpu0 = relay.cpu_seconds()
-        gen = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "loadgen.py"), "--port", str(relay.line_port),
-             "--names", str(names), "--points", str(points),
-             "--connections", str(args.connections), "--prefix", f"bench{names}"]
-            + (["--rate", str(args.rate)] if args.rate else []),
-            stdout=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + args.timeout
-        last_total, last_change = -1, time.monotonic()
-        total = 0
-        while time.monotonic() < deadline:
-            total = sum(s.count() for s in sinks)
-            now = time.monotonic()
-            if total != last_total:
-                last_total, last_change = total, now
-            if gen.poll() is not None and total >= points:
-                break
-            if gen.poll() is not None and now - last_change > args.stall:
-                break
-            time.sleep(0.1)
-        cpu = relay.cpu_seconds() - cpu0
-        rss = relay.peak_rss()
-        alive = relay.alive
-        if gen.poll() is None:
-            gen.kill()
-        out, _ = gen.communicate(timeout=10)
-        load = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
-        stats = [s.stats() for s in sinks]
-        received = sum(st["count"] for st in stats)
-        last = max((st["last_time"] or 0) for st in stats)
-        start = load.get("start_time", 0.0)
-        secs = last - start if last and start else float("nan")
-        sent = load.get("sent", 0)
-        return {
-            "target": target, "names": names, "sent": sent, "received": received,
-            "lost": sent - received, "seconds": round(secs, 3),
-            "rate": round(received / secs, 1) if secs and secs > 0 else 0.0,
-            "send_rate": load.get("rate", 0.0),
-            "cpu_s": round(cpu, 2),
-            "cpu_us_per_dp": round(cpu / received * 1e6, 3) if received else float("nan"),
-            "peak_rss_mb": round(rss / 2**20, 1),
-            "split": [st["count"] for st in stats],
-            "sink_proto": sink_proto,
-            "relay_alive": alive,
-        }
+        row = measure(relay, sinks, names=names, points=points, connections=args.connections,
+                      timeout=args.timeout, stall=args.stall, rate=args.rate)
+        return {"target": target, **row, "sink_proto": sink_proto}
     finally:
         if relay is not None:
             relay.stop()
         for s in sinks:
             s.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def print_table(rows: list[dict]) -> None:
-    cols = [("target", 15), ("names", 7), ("sent", 9), ("received", 9), ("lost", 8),
-            ("seconds", 8), ("rate", 11), ("cpu_s", 7), ("cpu_us_per_dp", 13),
-            ("peak_rss_mb", 11), ("sink_proto", 10)]
-    print(" ".join(f"{c:>{w}}" for c, w in cols))
-    for r in rows:
-        print(" ".join(f"{r[c]:>{w}}" for c, w in cols))
-    by = {(r["target"], r["names"]): r for r in rows}
-    for names in sorted({r["names"] for r in rows}):
-        cad = by.get(("cadent", names))
-        if not cad:
-            continue
-        for peer in ("carbon-relay", "carbon-c-relay"):
-            p = by.get((peer, names))
-            if p and p["rate"]:
-                cpu = (cad["cpu_us_per_dp"] / p["cpu_us_per_dp"]
-                       if p["cpu_us_per_dp"] else float("nan"))
-                print(f"names={names}: cadent/{peer} rate x{cad['rate'] / p['rate']:.2f}, "
-                      f"CPU per datapoint x{cpu:.2f}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,29 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         print("carbon-c-relay is not installed: skipping it", file=sys.stderr)
         targets.remove("carbon-c-relay")
     carbon_points = args.carbon_points or max(1, args.points // 5)
-    rows = []
-    failed = False
-    for names in (int(n) for n in args.names.split(",")):
-        for target in targets:
-            points = carbon_points if target == "carbon-relay" else args.points
-            print(f"running {target} names={names} points={points} ...", file=sys.stderr,
-                  flush=True)
-            try:
-                runs = [run_one(target, names, points, args) for _ in range(args.repeat)]
-            except Exception as exc:        # one broken target must not hide the others
-                print(f"{target} names={names} failed: {exc}", file=sys.stderr)
-                failed = True
-                continue
-            row = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]   # median by rate
-            if not row["relay_alive"]:
-                print(f"{target} names={names}: relay died during the run", file=sys.stderr)
-                failed = True
-            rows.append(row)
-            if args.json:
-                print(json.dumps(row), flush=True)
-    print_table(rows)
+    rows, failed = run_targets(
+        targets, [int(n) for n in args.names.split(",")],
+        lambda target, names, points: run_one(target, names, points, args),
+        lambda target: carbon_points if target == "carbon-relay" else args.points,
+        repeat=args.repeat, json_rows=args.json)
+    print_rows(rows, COLUMNS + [("sink_proto", 10)])
     return 1 if failed else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
