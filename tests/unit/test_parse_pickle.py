@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from cadent.core.parse.pickle import PickleFrameParser, safe_loads
+from tests.carbon_receivers import capture_receiver
 from tests.vectors import load_vector
 
 NOW = 1234567890.5
@@ -264,16 +265,9 @@ def test_well_formed_frame_is_passed_through():
 @pytest.fixture
 def carbon_pickle_receiver(monkeypatch):
     """carbon's own MetricPickleReceiver, its output captured instead of dispatched."""
-    protocols = pytest.importorskip("carbon.protocols")
+    receiver, received = capture_receiver(monkeypatch, "MetricPickleReceiver", NOW)
     from carbon.util import SafeUnpickler
 
-    received = []
-    monkeypatch.setattr(protocols.events, "metricReceived",
-                        lambda metric, datapoint: received.append((metric, datapoint)))
-    monkeypatch.setattr(protocols.time, "time", lambda: NOW)
-    receiver = protocols.MetricPickleReceiver.__new__(protocols.MetricPickleReceiver)
-    receiver.peerName = "test"
-    receiver.resetTimeout = lambda: None
     receiver.unpickler = SafeUnpickler
     return receiver, received
 

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from cadent.core.parse.plaintext import LineParser
+from tests.carbon_receivers import capture_receiver
 from tests.vectors import load_vector
 
 T = 1700000000
@@ -247,15 +248,7 @@ def random_line(rng: random.Random) -> str:
 @pytest.fixture
 def carbon_line_receiver(monkeypatch):
     """carbon's own MetricLineReceiver, its output captured instead of dispatched."""
-    protocols = pytest.importorskip("carbon.protocols")
-    received = []
-    monkeypatch.setattr(protocols.events, "metricReceived",
-                        lambda metric, datapoint: received.append((metric, datapoint)))
-    monkeypatch.setattr(protocols.time, "time", lambda: NOW)
-    receiver = protocols.MetricLineReceiver.__new__(protocols.MetricLineReceiver)
-    receiver.peerName = "test"
-    receiver.resetTimeout = lambda: None
-    return receiver, received
+    return capture_receiver(monkeypatch, "MetricLineReceiver", NOW)
 
 
 def test_matches_carbon_on_random_lines(carbon_line_receiver):
