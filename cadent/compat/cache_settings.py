@@ -79,6 +79,7 @@ class CacheSettings(DaemonPaths):
     carbonlink: tuple[str, int] | None   # None: CACHE_QUERY_PORT = 0
     drain_seconds: float
     tags: TagsConfig | None = None       # None: ENABLE_TAGS off
+    databases: tuple[str, ...] = ("whisper",)   # DATABASE; the first is the primary
 
 def _limit(value, path: str | None, name: str) -> float:
     """A rate limit: None/inf/0 or less → no limit (math.inf)."""
@@ -113,10 +114,27 @@ def cache_config(conf: CarbonSettings) -> CacheConfig:
     )
 
 
+def databases(conf: CarbonSettings) -> tuple[str, ...]:
+    """DATABASE as a tuple of backend names, the primary first (``whisper, cassandra``)."""
+    from cadent.core.write.factory import BACKENDS
+
+    raw = conf.DATABASE
+    names = [str(item).strip().lower() for item in (raw if isinstance(raw, list) else
+                                                    str(raw or "whisper").split(","))]
+    names = [name for name in names if name]
+    line = conf.lines.get("DATABASE", 0)
+    if not names:
+        raise ConfigError(conf.path or "carbon.conf", line, "DATABASE names no backend")
+    for name in names:
+        if name not in BACKENDS:
+            raise ConfigError(conf.path or "carbon.conf", line,
+                              f"DATABASE: unknown backend {name!r} (known: {', '.join(BACKENDS)})")
+    if len(set(names)) != len(names):
+        raise ConfigError(conf.path or "carbon.conf", line, "DATABASE names a backend twice")
+    return tuple(names)
+
+
 def whisper_config(conf: CarbonSettings) -> WhisperConfig:
-    database = str(conf.DATABASE or "whisper").lower()
-    if database != "whisper":
-        raise ConfigError(conf.path or "carbon.conf", 0, f"DATABASE = {database}: only whisper is supported")
     return WhisperConfig(
         data_dir=conf.LOCAL_DATA_DIR,
         autoflush=bool(conf.WHISPER_AUTOFLUSH),
@@ -179,8 +197,9 @@ def load_cache_settings(path: str | None, instance: str | None = None,
         carbonlink=(conf.CACHE_QUERY_INTERFACE, port) if port else None,
         drain_seconds=float(conf.SHUTDOWN_DRAIN_SECONDS),
         tags=tags_config(conf),
+        databases=databases(conf),
     )
 
 
 __all__ = ["CacheConfig", "CacheSettings", "TagsConfig", "WhisperConfig", "cache_config",
-           "load_cache_settings", "load_storage_rules", "tags_config", "whisper_config"]
+           "databases", "load_cache_settings", "load_storage_rules", "tags_config", "whisper_config"]

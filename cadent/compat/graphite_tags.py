@@ -202,6 +202,9 @@ class RegisteringWriter:
     def set_metadata(self, name: str, key: str, value):
         return self.writer.set_metadata(name, key, value)
 
+    def set_rules(self, schemas, aggregations) -> None:
+        self.writer.set_rules(schemas, aggregations)
+
     def flush(self) -> None:
         self.writer.flush()
 

@@ -25,9 +25,9 @@ from cadent.core.net.carbonlink_server import CarbonLinkServer
 from cadent.core.net.inputs import Inputs
 from cadent.core.point import Batch
 from cadent.core.stats import ProcessGauges, SelfMetricsReporter, Stats
-from cadent.core.write.base import Writer
+from cadent.core.write.base import MultiWriter, Writer
 from cadent.core.write.drain import Drainer
-from cadent.core.write.whisper import WhisperWriter
+from cadent.core.write.factory import build_writers
 from cadent.daemons.cli import path_overrides
 
 log = logging.getLogger(__name__)
@@ -60,21 +60,20 @@ class CacheService:
         cc = settings.cache
         self.cache = MetricCache(max_points=cc.max_points, strategy=cc.strategy,
                                  min_timestamp_lag=cc.min_timestamp_lag, flow=self.flow)
-        wc = settings.whisper
-        self.writer = WhisperWriter(
-            wc.data_dir, settings.schemas, settings.aggregations, autoflush=wc.autoflush,
-            sparse=wc.sparse, fallocate=wc.fallocate, lock_writes=wc.lock_writes,
-            tag_hash_filenames=wc.tag_hash_filenames, fadvise_random=wc.fadvise_random,
-            log_creates=cc.log_creates)
+        self.writers = build_writers(settings)
+        # the primary (first listed) answers CarbonLink's metadata and takes rule reloads
+        self.writer: Writer = self.writers[0][1]
+        store: Writer = (self.writer if len(self.writers) == 1
+                         else MultiWriter([writer for _, writer in self.writers]))
         # the drainer's writer also registers series with graphite-web under ENABLE_TAGS
         self.tags = None
-        drain_writer: Writer = self.writer
+        drain_writer: Writer = store
         if settings.tags is not None:
             tc = settings.tags
             self.tags = TagRegistrar(tc.graphite_url, batch_size=tc.batch_size,
                                      update_interval=tc.update_interval,
                                      queue_size=tc.queue_size)
-            drain_writer = RegisteringWriter(self.writer, self.tags)
+            drain_writer = RegisteringWriter(store, self.tags)
         self.drainer = Drainer(self.cache, drain_writer,
                                max_updates_per_second=cc.max_updates_per_second,
                                max_creates_per_minute=cc.max_creates_per_minute,
@@ -146,7 +145,8 @@ class CacheService:
             self.carbonlink.stop()
         if self.tags is not None:
             self.tags.stop()
-        self.writer.close()
+        for _, writer in self.writers:
+            writer.close()
         return clean
 
     def reload(self) -> None:
@@ -155,8 +155,8 @@ class CacheService:
         file raises ConfigError and the rules in force are kept."""
         self.watcher.rearm()
         _, _, schemas, aggregations = load_storage_rules(self.settings.conf.CONF_DIR)
-        self.writer.schemas = schemas
-        self.writer.aggregations = aggregations
+        for _, writer in self.writers:
+            writer.set_rules(schemas, aggregations)
         log.info("storage schemas (%d) and aggregation rules (%d) reloaded",
                  len(schemas.schemas), len(aggregations.rules))
 

@@ -54,10 +54,25 @@ def test_instance_section_overrides(tmp_path):
 @pytest.mark.parametrize("text, where", [
     ("[cache]\nCACHE_WRITE_STRATEGY = random\n", "CACHE_WRITE_STRATEGY"),
     ("[cache]\nDATABASE = ceres\n", "DATABASE"),
+    ("[cache]\nDATABASE = whisper, whisper\n", "DATABASE"),
+    ("[cache]\nDATABASE = ,\n", "DATABASE"),
 ])
 def test_bad_values_are_config_errors(tmp_path, text, where):
     with pytest.raises(ConfigError, match=where):
         load_cache_settings(_write(tmp_path, text))
+
+
+def test_database_lists_backends_primary_first(tmp_path):
+    conf = "[cache]\nSTORAGE_DIR = %s\n" % tmp_path
+    assert load_cache_settings(_write(tmp_path, conf)).databases == ("whisper",)
+    listed = load_cache_settings(_write(tmp_path, conf + "DATABASE = Cassandra , whisper\n"))
+    assert listed.databases == ("cassandra", "whisper")
+
+
+def test_unknown_database_names_the_line(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_cache_settings(_write(tmp_path, "[cache]\n\nDATABASE = whisper, ceres\n"))
+    assert "carbon.conf:3:" in str(err.value) and "'ceres'" in str(err.value)
 
 
 def test_missing_schemas_and_bad_entries_name_file_and_line(tmp_path):

@@ -7,7 +7,11 @@ nothing is known to be written and the caller keeps the points for a retry.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:
+    from cadent.compat.storage_aggregation import StorageAggregation
+    from cadent.compat.storage_schemas import StorageSchemas
 
 Points = Sequence[tuple[float, float]]
 
@@ -30,6 +34,9 @@ class Writer(Protocol):
 
     def set_metadata(self, name: str, key: str, value: Any) -> Any:
         """Set metadata ``key`` of ``name``; return the old value (CarbonLink set-metadata)."""
+
+    def set_rules(self, schemas: StorageSchemas, aggregations: StorageAggregation) -> None:
+        """Use these storage-schemas / storage-aggregation rules for series created from now on."""
 
     def flush(self) -> None:
         """Make every completed write durable."""
@@ -66,6 +73,10 @@ class MultiWriter:
     def set_metadata(self, name: str, key: str, value: Any) -> Any:
         old = [writer.set_metadata(name, key, value) for writer in self.writers]
         return old[0]
+
+    def set_rules(self, schemas: StorageSchemas, aggregations: StorageAggregation) -> None:
+        for writer in self.writers:
+            writer.set_rules(schemas, aggregations)
 
     def flush(self) -> None:
         for writer in self.writers:

@@ -12,7 +12,7 @@ import fcntl
 import logging
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import whisper
 
@@ -22,6 +22,9 @@ from cadent.core import oplog
 from cadent.core.write.base import Points
 from cadent.core.write.layout import path_for
 from cadent.core.write.whisper_update import update_many
+
+if TYPE_CHECKING:
+    from cadent.compat.cache_settings import CacheSettings
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +150,10 @@ class WhisperWriter:
             raise ValueError(f'Unsupported metadata key "{key}"')
         return whisper.setAggregationMethod(self.path_for(name), value)
 
+    def set_rules(self, schemas: StorageSchemas, aggregations: StorageAggregation) -> None:
+        self.schemas = schemas
+        self.aggregations = aggregations
+
     def flush(self) -> None:
         """Every write closes its file; with autoflush it was fsync'ed too. Nothing pending."""
 
@@ -162,4 +169,14 @@ class WhisperWriter:
             os.close(fd)
 
 
-__all__ = ["METADATA_KEY", "WhisperWriter"]
+def writer_from_settings(settings: CacheSettings) -> WhisperWriter:
+    """The ``whisper`` backend of ``[cache] DATABASE``, from carbon's WHISPER_* settings."""
+    wc = settings.whisper
+    return WhisperWriter(
+        wc.data_dir, settings.schemas, settings.aggregations, autoflush=wc.autoflush,
+        sparse=wc.sparse, fallocate=wc.fallocate, lock_writes=wc.lock_writes,
+        tag_hash_filenames=wc.tag_hash_filenames, fadvise_random=wc.fadvise_random,
+        log_creates=settings.cache.log_creates)
+
+
+__all__ = ["METADATA_KEY", "WhisperWriter", "writer_from_settings"]
