@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import functools
+import html
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 
 from cadent.api import render as rendering
 from cadent.api.carbonlink import CarbonLinkPool
-from cadent.api.finders.whisper import WhisperFinder, walk_leaves
+from cadent.api.finders.whisper import FindTimeout, PatternError, WhisperFinder, walk_leaves
 from cadent.api.functions import RenderError, function_names, with_series_by_tag
 from cadent.api.readers import file_info
 from cadent.api.settings import ApiSettings
@@ -24,17 +26,42 @@ log = logging.getLogger(__name__)
 VERSION = "1.1.8"
 _TRUE = ("1", "true", "yes", "on")
 _ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_JSONP_CALLBACK = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*", re.ASCII)
+_FORMATS = ("json", "csv", "raw", "pickle")
 
 
 def _bad_request(reason: str, targets=None) -> Response:
+    """graphite-web's 400, counted in ``badRequests``. The body is graphite-web's text/html
+    with ``&``, ``<`` and ``>`` escaped, so no request can put markup into it."""
+    current_app.extensions["cadent"]["counters"]["badRequests"] += 1
+    log.info("400 for %s: %s", request.path, reason[:300])
     body = f"Invalid parameters ({reason})"
     if targets:
         body += "; targets: " + ", ".join(f'"{t}"' for t in targets)
-    return Response(body, status=400, mimetype="text/html")
+    return Response(html.escape(body, quote=False), status=400, mimetype="text/html")
 
 
 def _flag(name: str) -> bool:
     return request.values.get(name, "").lower() in _TRUE
+
+
+def _max_data_points(value: str | None) -> int:
+    """graphite-web's rule: only an all-digit ``maxDataPoints`` counts (0: no limit); anything
+    else is ignored. ValueError for a number too long to convert."""
+    if not value or not (value.isascii() and value.isdigit()):
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("maxDataPoints is too large") from None
+
+
+def _refused_pattern(exc: PatternError, targets=None) -> Response:
+    """The 400 for a glob beyond the limits or past the time limit, counted and logged."""
+    counters = current_app.extensions["cadent"]["counters"]
+    counters["findTimeouts" if isinstance(exc, FindTimeout) else "patternsRefused"] += 1
+    log.warning("%s refused: %s", request.path, exc)
+    return _bad_request(str(exc), targets)
 
 
 def _json_response(body: str) -> Response:
@@ -103,8 +130,9 @@ def create_app(settings: ApiSettings) -> Flask:
         carbon_prefix=settings.carbon_metric_prefix,
     )
     tagdb = TagDB(settings.tagdb_path)
+    counters = {"badRequests": 0, "patternsRefused": 0, "findTimeouts": 0}
     app.extensions["cadent"] = {"settings": settings, "finder": finder, "carbonlink": pool,
-                                "tagdb": tagdb}
+                                "tagdb": tagdb, "counters": counters}
     cache_query = pool.query if pool.enabled else None
 
     def tag_call(method: Callable, *args):
@@ -113,6 +141,20 @@ def create_app(settings: ApiSettings) -> Flask:
 
     def find_series(exprs: list[str]) -> list[str]:
         return tag_call(tagdb.find_series, exprs)
+
+    @app.before_request
+    def check_jsonp():
+        """A ``jsonp`` callback is echoed into the body: only a JavaScript name path is taken."""
+        jsonp = request.values.get("jsonp")
+        if jsonp and not request.path.startswith("/tags") and not _JSONP_CALLBACK.fullmatch(jsonp):
+            return _bad_request("jsonp must be a JavaScript identifier path such as cb or a.b_1")
+        return None
+
+    def deadline() -> float:
+        return time.monotonic() + settings.request_time_limit_s
+
+    def find(pattern: str, leaves_only: bool = False) -> list:
+        return rendering.find_nodes(finder, pattern, leaves_only, deadline())
 
     def request_now() -> int:
         value = request.values.get("now")
@@ -125,16 +167,21 @@ def create_app(settings: ApiSettings) -> Flask:
     def render_view():
         targets = request.values.getlist("target") + request.values.getlist("target[]")
         fmt = request.values.get("format", "json")
+        if fmt not in _FORMATS:
+            return _bad_request(f"Unsupported format {fmt[:100]!r}; this API serves json, csv, raw and pickle")
         try:
             tz = timezone_named(request.values.get("tz") or settings.time_zone)
             now = request_now()
             start, end = parse_range(request.values.get("from"), request.values.get("until"), now, tz)
-            max_points = int(request.values.get("maxDataPoints") or 0)
+            max_points = _max_data_points(request.values.get("maxDataPoints"))
         except (TimeParseError, ValueError) as exc:
             return _bad_request(str(exc))
-        fetch = with_series_by_tag(rendering.Fetcher(finder, now, cache_query), find_series)
+        fetcher = rendering.Fetcher(finder, now, cache_query, deadline())
+        fetch = with_series_by_tag(fetcher, find_series)
         try:
             series = rendering.evaluate_targets(targets, start, end, now, fetch)
+        except PatternError as exc:
+            return _refused_pattern(exc, targets)
         except (RenderError, TimeParseError) as exc:
             return _bad_request(str(exc), targets)
         if fmt == "pickle":
@@ -143,8 +190,6 @@ def create_app(settings: ApiSettings) -> Flask:
             return Response(rendering.to_raw(series), mimetype="text/plain")
         if fmt == "csv":
             return Response(rendering.to_csv(series, tz), mimetype="text/csv")
-        if fmt != "json":
-            return _bad_request(f"Unsupported format {fmt!r}; this API serves json, csv, raw and pickle")
         return _json_response(
             rendering.to_json(series, max_points, _flag("noNullPoints"), _flag("pretty"))
         )
@@ -174,7 +219,10 @@ def create_app(settings: ApiSettings) -> Flask:
             if not query.endswith("*"):
                 query += "*"
         # graphite-web orders matches by node name (stable), json by path
-        nodes = sorted(finder.find(query, leaves_only=leaves_only), key=lambda n: n.name)
+        try:
+            nodes = sorted(find(query, leaves_only), key=lambda n: n.name)
+        except PatternError as exc:
+            return _refused_pattern(exc)
         if fmt == "pickle":
             import pickle
 
@@ -223,7 +271,10 @@ def create_app(settings: ApiSettings) -> Flask:
         if not queries:
             return _bad_request("Missing required parameter 'query'")
         leaves_only = _flag("leavesOnly")
-        per_query = {q: sorted({n.path for n in finder.find(q, leaves_only=leaves_only)}) for q in queries}
+        try:
+            per_query = {q: sorted({n.path for n in find(q, leaves_only)}) for q in queries}
+        except PatternError as exc:
+            return _refused_pattern(exc)
         if _flag("groupByExpr"):
             return _json_response(json.dumps({"results": per_query}))
         return _json_response(json.dumps({"results": sorted({p for ps in per_query.values() for p in ps})}))

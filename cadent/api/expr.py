@@ -6,6 +6,8 @@
 
 Strings are single- or double-quoted and kept literally (no escape processing, so ``"\\1"``
 stays a regex back-reference). A path runs until a ``,`` ``)`` or ``(`` outside ``{}``/``[]``.
+Calls nest at most ``MAX_DEPTH`` deep. Anything else is an ExprError, the only exception
+:func:`parse` raises.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+MAX_DEPTH = 64
 
 
 class ExprError(ValueError):
@@ -36,7 +39,7 @@ class Path:
 
 def parse(text: str):
     """Parse one target into Call / Path / str / int / float / bool / None."""
-    value, pos = _parse(text, _skip(text, 0))
+    value, pos = _parse(text, _skip(text, 0), 0)
     pos = _skip(text, pos)
     if pos != len(text):
         raise ExprError(f"unexpected {text[pos:]!r} at position {pos}")
@@ -49,7 +52,7 @@ def _skip(text: str, pos: int) -> int:
     return pos
 
 
-def _parse(text: str, pos: int):
+def _parse(text: str, pos: int, depth: int):
     if pos >= len(text):
         raise ExprError("unexpected end of target")
     ch = text[pos]
@@ -60,11 +63,17 @@ def _parse(text: str, pos: int):
         return text[pos + 1 : end], end + 1
     ident = _IDENT.match(text, pos)
     if ident and _skip(text, ident.end()) < len(text) and text[_skip(text, ident.end())] == "(":
-        return _parse_call(text, ident.group(), pos, _skip(text, ident.end()) + 1)
+        if depth >= MAX_DEPTH:
+            raise ExprError(f"calls nested more than {MAX_DEPTH} deep")
+        return _parse_call(text, ident.group(), pos, _skip(text, ident.end()) + 1, depth + 1)
     number = _NUMBER.match(text, pos)
     if number and _at_arg_end(text, number.end()):
         literal = number.group()
-        return (float(literal) if any(c in literal for c in ".eE") else int(literal)), number.end()
+        try:
+            value = float(literal) if any(c in literal for c in ".eE") else int(literal)
+        except ValueError:  # more digits than int() converts
+            raise ExprError(f"number too long at position {pos}") from None
+        return value, number.end()
     if ident and _at_arg_end(text, ident.end()) and ident.group().lower() in ("true", "false", "none"):
         return {"true": True, "false": False, "none": None}[ident.group().lower()], ident.end()
     depth = 0
@@ -88,7 +97,7 @@ def _at_arg_end(text: str, pos: int) -> bool:
     return pos >= len(text) or text[pos] in ",)"
 
 
-def _parse_call(text: str, name: str, start: int, pos: int):
+def _parse_call(text: str, name: str, start: int, pos: int, depth: int):
     args, kwargs = [], []
     pos = _skip(text, pos)
     if pos < len(text) and text[pos] == ")":
@@ -98,12 +107,12 @@ def _parse_call(text: str, name: str, start: int, pos: int):
         key = _IDENT.match(text, pos)
         after = _skip(text, key.end()) if key else pos
         if key and after < len(text) and text[after] == "=" and text[after : after + 2] != "==":
-            value, pos = _parse(text, _skip(text, after + 1))
+            value, pos = _parse(text, _skip(text, after + 1), depth)
             kwargs.append((key.group(), value))
         else:
             if kwargs:
                 raise ExprError("positional argument after keyword argument")
-            value, pos = _parse(text, pos)
+            value, pos = _parse(text, pos, depth)
             args.append(value)
         pos = _skip(text, pos)
         if pos >= len(text):

@@ -16,8 +16,9 @@ from cadent.api.series import TimeSeries
 
 
 # Below this many files a read is a few page-cache hits, cheaper than the hop to a thread
-# (the finder's directory listings run on the loop the same way).
+# (the directory listings of a pattern without wildcards run on the loop the same way).
 INLINE_READS = 8
+_WILDCARDS = frozenset("*?[{")
 
 
 def run_blocking(func, *args):
@@ -31,6 +32,15 @@ def run_blocking(func, *args):
     return get_hub().threadpool.apply(func, args)
 
 
+def find_nodes(finder: WhisperFinder, pattern: str, leaves_only: bool = False,
+               deadline: float | None = None) -> list:
+    """``finder.find(...)``; a pattern with wildcards, whose cost grows with the tree, walks
+    it in the thread pool so the loop keeps serving other requests."""
+    if _WILDCARDS.isdisjoint(pattern):
+        return finder.find(pattern, leaves_only, deadline)
+    return run_blocking(finder.find, pattern, leaves_only, deadline)
+
+
 class Fetcher:
     """``fetch(pattern, start, end) -> [TimeSeries]`` over whisper files (cache merged).
 
@@ -38,13 +48,16 @@ class Fetcher:
     the gevent loop; a handful of files inline); CarbonLink queries then run on the loop.
     """
 
-    def __init__(self, finder: WhisperFinder, now: int, cache_query: Callable | None) -> None:
+    def __init__(self, finder: WhisperFinder, now: int, cache_query: Callable | None,
+                 deadline: float | None = None) -> None:
         self.finder = finder
         self.now = now
         self.cache_query = cache_query
+        self.deadline = deadline  # time.monotonic() past which a glob search gives up
 
     def __call__(self, pattern: str, start: int, end: int) -> list[TimeSeries]:
-        nodes = sorted(self.finder.find(pattern, leaves_only=True), key=lambda n: n.path)
+        found = find_nodes(self.finder, pattern, True, self.deadline)
+        nodes = sorted(found, key=lambda n: n.path)
         return self._read(nodes, pattern, start, end)
 
     def exact(self, names: Sequence[str], path_expression: str, start: int,
@@ -175,4 +188,4 @@ def to_pickle(series: list[TimeSeries]) -> bytes:
     )
 
 
-__all__ = ["apply_max_data_points", "evaluate_targets", "Fetcher", "run_blocking", "to_csv", "to_json", "to_pickle", "to_raw"]
+__all__ = ["apply_max_data_points", "evaluate_targets", "Fetcher", "find_nodes", "run_blocking", "to_csv", "to_json", "to_pickle", "to_raw"]

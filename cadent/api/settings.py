@@ -21,6 +21,8 @@ class ApiSettings:
     workers: int = 1
     time_zone: str = "UTC"
     tagdb_path: str = "/var/lib/cadent/tagdb.sqlite"
+    # a glob search (render, find, expand) still running after this long is a 400
+    request_time_limit_s: float = 60.0
 
     @property
     def bind(self) -> str:

@@ -117,10 +117,20 @@ def _parse_date(ref: str, now: datetime) -> datetime:
 
 
 def parse_datetime(text: str, now: datetime) -> datetime:
-    """Parse one graphite time string against ``now`` (aware datetime in the request's zone)."""
+    """Parse one graphite time string against ``now`` (aware datetime in the request's zone);
+    TimeParseError for anything else, including times beyond what a datetime holds."""
     s = str(text).strip().lower().replace(" ", "").replace(",", "")
     if not s:
         raise TimeParseError("Empty time value")
+    try:
+        return _parse_datetime(s, now)
+    except (OverflowError, OSError, ValueError) as exc:
+        if isinstance(exc, TimeParseError):
+            raise
+        raise TimeParseError(f"Time out of range {s[:100]!r}") from None
+
+
+def _parse_datetime(s: str, now: datetime) -> datetime:
     if s.isdigit() and not (len(s) == 8 and 1900 <= int(s[:4]) <= 2100 and 1 <= int(s[4:6]) <= 12):
         return datetime.fromtimestamp(int(s), now.tzinfo)
     if s[0] in "+-":
@@ -134,7 +144,11 @@ def parse_datetime(text: str, now: datetime) -> datetime:
 def parse_time(text: str, now: float, tz: tzinfo = timezone.utc) -> int:
     """Epoch seconds (int) for ``text`` relative to the epoch ``now``."""
     ref = datetime.fromtimestamp(int(now), tz)
-    return int(parse_datetime(text, ref).timestamp())
+    parsed = parse_datetime(text, ref)
+    try:
+        return int(parsed.timestamp())
+    except (OverflowError, OSError, ValueError):
+        raise TimeParseError(f"Time out of range {str(text)[:100]!r}") from None
 
 
 def parse_range(

@@ -157,6 +157,7 @@ RAW_TARGETS = [
     ["tag.metric;env=prod;host=a"],
     ["tag.readable;env=prod"],
     ["no.such.metric"],
+    ["test.{a,o}{p,t}{i,h}{*,e}{*,r}{*,x}{*,y}.{a,b,x,[xy]}"],  # 128 variants: the automaton
 ]
 
 
@@ -176,6 +177,17 @@ def test_render_max_data_points_and_relative_times(stack):
     # relative times are resolved by each server at request time: compare only the shape
     got = {n: _render(stack["urls"][n], ["test.api.a"], **{"from": "-1h"}) for n in stack["urls"]}
     assert {n: [s["target"] for s in r] for n, r in got.items()} == {n: ["test.api.a"] for n in got}
+
+
+def test_garbage_parameters_match_local_graphite_web(stack):
+    until = stack["now"] - 5
+    window = {"from": until - 3600, "until": until}
+    for ignored in ("-1", "abc", "1.5"):  # graphite-web takes digits only and ignores the rest
+        _same_everywhere(stack, lambda url: _render(url, ["test.api.*"], maxDataPoints=ignored, **window))
+    for params in ({"from": "99999999999999999999"}, {"until": "-1000000y"}, {"now": "garbage"}):
+        for name in ("local", "api"):
+            status, body = get(stack["urls"][name], "/render", {"target": "test.api.a", **params})
+            assert status == 400 and body.startswith(b"Invalid parameters ("), (name, params, body[:200])
 
 
 FUNCTION_TARGETS = [
@@ -207,7 +219,7 @@ def test_functions_match_local_graphite_web(stack, target, offset):
 
 
 FIND_QUERIES = ["*", "test.*", "test.api.*", "test.{api,other}.*", "test.*.[ax]", "_tagged.*",
-                "test.other.*", "no.such.*"]
+                "test.other.*", "no.such.*", "test.{a,o}{p,t}{i,h}{*,e}{*,r}{*,x}{*,y}.*"]
 
 
 @pytest.mark.parametrize("query", FIND_QUERIES)

@@ -198,3 +198,71 @@ def test_merge_cached_raw_bucketing_and_consolidation():
     values = [None, None]
     merge_cached((120, 240, 60), values, [(120, 1.0), (130, 3.0)], 10, "max")
     assert values == [3.0, None]
+
+
+def _graphite_400(rv) -> str:
+    assert rv.status_code == 400 and rv.mimetype == "text/html", (rv.status_code, rv.data[:300])
+    text = rv.data.decode()
+    assert text.startswith("Invalid parameters (")
+    return text
+
+
+def test_garbage_parameters_are_400(client):
+    ok = {"target": "test.e2e.m1", "from": "-15min"}
+    for bad in ({"from": "99999999999999999999"}, {"until": "-1000000y"}, {"from": "+1000000y"},
+                {"until": "now-99999999999999999999999d"}, {"from": "1" * 5000},
+                {"now": "-1000000y"}, {"now": "garbage"}, {"tz": "../../etc/passwd"},
+                {"maxDataPoints": "9" * 5000}, {"format": "png"}, {"format": "<b>"},
+                {"target": "f(" * 5000}, {"target": "1" * 5000}):
+        _graphite_400(render(client, **{**ok, **bad}))
+    counters = client.application.extensions["cadent"]["counters"]
+    assert counters["badRequests"] >= 13
+
+
+def test_max_data_points_garbage_is_ignored_as_graphite_web(client):
+    params = {"target": "test.e2e.m1", "from": "-15min"}
+    full = render(client, **params).get_json()
+    assert len(full[0]["datapoints"]) == 90
+    for ignored in ("-1", "abc", "1.5", "", "0"):
+        assert render(client, maxDataPoints=ignored, **params).get_json() == full
+    assert len(render(client, maxDataPoints="9", **params).get_json()[0]["datapoints"]) == 9
+
+
+def test_jsonp_takes_only_a_javascript_name(client):
+    for name in ("cb", "jQuery123_456", "$.cb", "a.b.c_$1"):
+        rv = render(client, target="test.e2e.m1", jsonp=name)
+        assert rv.status_code == 200 and rv.mimetype == "text/javascript"
+        assert rv.data.decode().startswith(name + "([")
+    for bad in ("alert(1)//", "<script>", "a..b", "1cb", "cb;x", "a.", "c\u00e9"):
+        for path in ("/render", "/metrics/find"):
+            rv = client.get(path, query_string={"target": "test.e2e.m1", "query": "test.*",
+                                                "jsonp": bad, "now": NOW})
+            assert "<script>" not in _graphite_400(rv)
+    # nothing a request sends comes back as markup in an error body
+    body = _graphite_400(render(client, target="nosuch(<script>x</script>)", format="<b>"))
+    assert "<" not in body and "&lt;b&gt;" in body
+    body = _graphite_400(render(client, target="nosuch(<img src=x>)"))
+    assert body.endswith('targets: "nosuch(&lt;img src=x&gt;)"')
+
+
+def test_brace_heavy_target_answers_quickly(client, wsp_dir):
+    for bits in ("000000000000000", "011111111111110"):
+        (wsp_dir / "b" / bits).mkdir(parents=True)
+        (wsp_dir / "b" / bits / "m.wsp").hardlink_to(wsp_dir / "test" / "e2e" / "m1.wsp")
+    rv = render(client, target="b." + "{0,1}" * 15 + ".m", **{"from": "-15min"})
+    assert [s["target"] for s in rv.get_json()] == ["b.000000000000000.m", "b.011111111111110.m"]
+    # a class straddling 14 brace groups needs 16,384 variants: refused and counted
+    rv = render(client, target="b.[" + "{0,1}" * 14 + "].m")
+    assert "more than 10000 variants" in _graphite_400(rv)
+    rv = client.get("/metrics/find", query_string={"query": "b.[" + "{0,1}" * 14 + "]"})
+    _graphite_400(rv)
+    assert client.application.extensions["cadent"]["counters"]["patternsRefused"] == 2
+
+
+def test_request_time_limit(wsp_dir):
+    settings = ApiSettings(whisper_dirs=(str(wsp_dir),), carbonlink_hosts=(), replication_factor=0,
+                           request_time_limit_s=-1.0)
+    client = create_app(settings).test_client()
+    assert "time limit" in _graphite_400(render(client, target="test.*.m1"))
+    assert "time limit" in _graphite_400(client.get("/metrics/find", query_string={"query": "*"}))
+    assert client.application.extensions["cadent"]["counters"]["findTimeouts"] == 2

@@ -1,9 +1,10 @@
 """Find series by graphite glob over carbon's whisper tree.
 
 Patterns are matched one dot-separated node per directory level, with ``*``, ``?``,
-``[abc]``/``[a-z]``/``[!x]`` and ``{a,b}`` (nested, alternatives may hold wildcards);
-a node ``**`` matches any number of levels. Directories are branches, ``*.wsp`` and
-``*.wsp.gz`` files leaves; names starting with ``.`` are skipped.
+``[abc]``/``[a-z]``/``[!x]`` and ``{a,b}`` (nested, alternatives may hold wildcards; see
+``glob.py``); a node ``**`` matches any number of levels. Directories are branches, ``*.wsp``
+and ``*.wsp.gz`` files leaves; names starting with ``.`` are skipped, and nothing whose real
+path leaves its root is ever listed or read.
 
 Tagged series (``_tagged/<h[0:3]>/<h[3:6]>/<sha256>.wsp``) are not found by glob: like
 graphite-web they show up as an ordinary ``_tagged`` branch. ``find_tagged(name)`` resolves a
@@ -13,13 +14,16 @@ normalised tagged name to its file (hashed or ``_DOT_`` variant) for exact-name 
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
+import logging
 import os
-import re
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from collections.abc import Iterator, Sequence
+
+from cadent.api.finders.glob import PatternError, expand_braces, match_node, split_pattern
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,67 +39,6 @@ class Node:
         return self.path.rsplit(".", 1)[-1]
 
 
-def expand_braces(pattern: str) -> list[str]:
-    """All alternatives of the first ``{...}`` group, recursively: ``a{b,c}`` → [ab, ac]."""
-    depth = 0
-    start = -1
-    for i, ch in enumerate(pattern):
-        if ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                inner = pattern[start + 1 : i]
-                parts, level, last = [], 0, 0
-                for j, c in enumerate(inner):
-                    if c == "{":
-                        level += 1
-                    elif c == "}":
-                        level -= 1
-                    elif c == "," and level == 0:
-                        parts.append(inner[last:j])
-                        last = j + 1
-                parts.append(inner[last:])
-                out: list[str] = []
-                for part in parts:
-                    for expanded in expand_braces(pattern[:start] + part + pattern[i + 1 :]):
-                        if expanded not in out:
-                            out.append(expanded)
-                return out
-    return [pattern]
-
-
-@lru_cache(maxsize=4096)
-def _node_regex(node_pattern: str) -> re.Pattern[str]:
-    alternatives = [fnmatch.translate(alt) for alt in expand_braces(node_pattern)]
-    return re.compile("|".join(f"(?:{a})" for a in alternatives), re.DOTALL)
-
-
-def match_node(node_pattern: str, names: Sequence[str]) -> list[str]:
-    """The entries of ``names`` one pattern node (no dots) matches, case-sensitively."""
-    if not any(c in node_pattern for c in "*?[{"):
-        return [n for n in names if n == node_pattern]
-    regex = _node_regex(node_pattern)
-    return [n for n in names if regex.match(n)]
-
-
-def split_pattern(pattern: str) -> list[str]:
-    """Split on dots outside ``{}`` and ``[]`` (a brace alternative may not hold a dot level)."""
-    nodes, depth, last = [], 0, 0
-    for i, ch in enumerate(pattern):
-        if ch in "{[":
-            depth += 1
-        elif ch in "}]" and depth:
-            depth -= 1
-        elif ch == "." and depth == 0:
-            nodes.append(pattern[last:i])
-            last = i + 1
-    nodes.append(pattern[last:])
-    return nodes
-
-
 def tagged_relpaths(name: str) -> tuple[str, str]:
     """The hashed and the readable ``_tagged`` relative file paths for a normalised name."""
     digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
@@ -106,14 +49,51 @@ def tagged_relpaths(name: str) -> tuple[str, str]:
     )
 
 
+class FindTimeout(PatternError):
+    """A find that ran past its request's time limit."""
+
+
+def deadline_check(deadline: float | None, pattern: str) -> Callable[[], None]:
+    """A check raising FindTimeout once ``time.monotonic()`` passes ``deadline`` (None: never)."""
+
+    def check() -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise FindTimeout(f"finding {pattern[:200]!r} ran past the request's time limit")
+
+    return check
+
+
+def _inside(path: str, real_root: str) -> bool:
+    """Whether ``path``, every symlink resolved, lies in the directory ``real_root``."""
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def _leaf_stem(entry: str) -> str:
+    for suffix in (".wsp", ".wsp.gz"):
+        if entry.endswith(suffix):
+            return entry[: -len(suffix)]
+    return ""
+
+
 class WhisperFinder:
-    """Glob search over one or more whisper roots (earlier roots win on duplicate paths)."""
+    """Glob search over one or more whisper roots (earlier roots win on duplicate paths).
+
+    Nothing outside the roots is ever resolved: an exact name with an empty node, a ``/`` or a
+    NUL is refused, and so is any file or directory whose real path (symlinks resolved) leaves
+    its root; ``**`` does not descend into symlinked directories. Refusals are counted in
+    ``counters["refused"]`` and logged (at most once a minute).
+    """
 
     def __init__(self, roots: Sequence[str]) -> None:
         self.roots = [os.path.abspath(r) for r in roots]
+        self.counters = {"refused": 0}
+        self._next_log = 0.0
 
-    def find(self, pattern: str, leaves_only: bool = False) -> list[Node]:
-        """Matching nodes, unique by path, in walk order."""
+    def find(self, pattern: str, leaves_only: bool = False,
+             deadline: float | None = None) -> list[Node]:
+        """Matching nodes, unique by path, in walk order. PatternError for a glob beyond the
+        limits, FindTimeout once ``time.monotonic()`` passes ``deadline``."""
         seen: dict[str, Node] = {}
         pattern = pattern.strip()
         if not pattern:
@@ -123,10 +103,12 @@ class WhisperFinder:
                 seen.setdefault(node.path, node)
         else:
             nodes = split_pattern(pattern)
+            check = deadline_check(deadline, pattern)
             for root in self.roots:
-                if not os.path.isdir(root):
+                real_root = os.path.realpath(root)
+                if not os.path.isdir(real_root):
                     continue
-                for node in self._walk(root, nodes, []):
+                for node in self._walk(root, real_root, nodes, [], check):
                     if leaves_only and not node.is_leaf:
                         continue
                     seen.setdefault(node.path, node)
@@ -134,10 +116,16 @@ class WhisperFinder:
 
     def find_tagged(self, name: str) -> Iterator[Node]:
         """The leaf for one normalised tagged name, if its file exists under a root."""
+        if "\0" in name:
+            self._refuse("name", name)
+            return
         for root in self.roots:
             for rel in tagged_relpaths(name):
                 full = os.path.join(root, rel)
                 if os.path.isfile(full):
+                    if not _inside(full, os.path.realpath(root)):
+                        self._refuse("name", name)
+                        return
                     yield Node(name, True, full)
                     return
 
@@ -147,72 +135,110 @@ class WhisperFinder:
         if ";" in name:
             return next(self.find_tagged(name), None)
         parts = name.split(".")
-        if not all(parts) or any(part.startswith(".") for part in parts):
+        if not all(parts) or "/" in name or "\0" in name:
+            self._refuse("name", name)
             return None
         for root in self.roots:
             stem = os.path.join(root, *parts)
             for full in (stem + ".wsp", stem + ".wsp.gz"):
                 if os.path.isfile(full):
+                    if not _inside(full, os.path.realpath(root)):
+                        self._refuse("name", name)
+                        return None
                     return Node(name, True, full)
         return None
 
-    def _walk(self, directory: str, nodes: list[str], prefix: list[str]) -> Iterator[Node]:
-        head, rest = nodes[0], nodes[1:]
+    def all_leaves(self) -> list[str]:
+        """Every leaf path under the roots, sorted (``_tagged`` files included, as graphite-web
+        lists them); a symlink back to a directory being listed is not followed again."""
+        found: set[str] = set()
+        for root in self.roots:
+            real_root = os.path.realpath(root)
+            todo: list[tuple[str, list[str], frozenset[str]]] = [(root, [], frozenset())]
+            while todo:
+                directory, parts, above = todo.pop()
+                real = os.path.realpath(directory)
+                if real in above:
+                    continue
+                above = above | {real}
+                dirs, leaves, _ = self._entries(directory, real_root)
+                found.update(".".join(parts + [stem]) for stem in leaves)
+                todo.extend((path, parts + [sub], above) for sub, path in dirs.items())
+        return sorted(found)
+
+    def _refuse(self, what: str, name: str) -> None:
+        self.counters["refused"] += 1
+        now = time.monotonic()
+        if now >= self._next_log:
+            self._next_log = now + 60.0
+            log.warning("refused %s %r: it is malformed or resolves outside the whisper roots"
+                        " (%d refused so far)", what, name[:300], self.counters["refused"])
+
+    def _entries(self, directory: str, real_root: str) -> tuple[dict[str, str], dict[str, str], set[str]]:
+        """``(dirs, leaves, linked)`` of one directory: branch name → path, leaf name → file
+        (``.wsp`` before ``.wsp.gz``), the branch names that are symlinks. Hidden entries and
+        symlinks leaving the root are left out."""
+        dirs: dict[str, str] = {}
+        leaves: dict[str, str] = {}
+        linked: set[str] = set()
         try:
-            entries = [e for e in os.listdir(directory) if not e.startswith(".")]
+            with os.scandir(directory) as it:
+                entries = list(it)
         except OSError:
-            return
+            return dirs, leaves, linked
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_link = entry.is_symlink()
+                if is_link and not _inside(entry.path, real_root):
+                    self._refuse("symlink", entry.path)
+                    continue
+                if entry.is_dir():
+                    dirs[entry.name] = entry.path
+                    if is_link:
+                        linked.add(entry.name)
+                elif entry.is_file():
+                    stem = _leaf_stem(entry.name)
+                    if stem and (stem not in leaves or entry.name.endswith(".wsp")):
+                        leaves[stem] = entry.path
+            except OSError:
+                continue
+        return dirs, leaves, linked
+
+    def _walk(self, directory: str, real_root: str, nodes: list[str], prefix: list[str],
+              check: Callable[[], None]) -> Iterator[Node]:
+        check()
+        head, rest = nodes[0], nodes[1:]
+        dirs, leaves, linked = self._entries(directory, real_root)
         if head == "**":
-            # zero levels, then one level deeper keeping "**"
+            # zero levels, then one level deeper keeping "**" (symlinked directories are not
+            # descended, as graphite-web's walk does not)
             if rest:
-                yield from self._walk(directory, rest, prefix)
-            for sub in sorted(e for e in entries if os.path.isdir(os.path.join(directory, e))):
+                yield from self._walk(directory, real_root, rest, prefix, check)
+            for sub in sorted(dirs):
                 if not rest:
-                    yield Node(".".join(prefix + [sub]), False, os.path.join(directory, sub))
-                yield from self._walk(os.path.join(directory, sub), nodes, prefix + [sub])
+                    yield Node(".".join(prefix + [sub]), False, dirs[sub])
+                if sub not in linked:
+                    yield from self._walk(dirs[sub], real_root, nodes, prefix + [sub], check)
             if not rest:
-                for leaf in sorted(_leaf_names(directory, entries)):
-                    yield Node(".".join(prefix + [leaf[0]]), True, leaf[1])
+                for leaf in sorted(leaves):
+                    yield Node(".".join(prefix + [leaf]), True, leaves[leaf])
             return
-        dirs = [e for e in entries if os.path.isdir(os.path.join(directory, e))]
         if rest:
-            for sub in sorted(match_node(head, dirs)):
-                yield from self._walk(os.path.join(directory, sub), rest, prefix + [sub])
+            for sub in sorted(match_node(head, list(dirs), check)):
+                yield from self._walk(dirs[sub], real_root, rest, prefix + [sub], check)
             return
-        for sub in sorted(match_node(head, dirs)):
-            yield Node(".".join(prefix + [sub]), False, os.path.join(directory, sub))
-        leaves = dict(_leaf_names(directory, entries))
-        for leaf in sorted(match_node(head, list(leaves))):
+        for sub in sorted(match_node(head, list(dirs), check)):
+            yield Node(".".join(prefix + [sub]), False, dirs[sub])
+        for leaf in sorted(match_node(head, list(leaves), check)):
             yield Node(".".join(prefix + [leaf]), True, leaves[leaf])
 
 
-def _leaf_names(directory: str, entries: Sequence[str]) -> list[tuple[str, str]]:
-    out = []
-    for entry in entries:
-        if entry.endswith(".wsp"):
-            stem = entry[:-4]
-        elif entry.endswith(".wsp.gz"):
-            stem = entry[:-7]
-        else:
-            continue
-        full = os.path.join(directory, entry)
-        if stem and os.path.isfile(full):
-            out.append((stem, full))
-    return out
-
-
 def walk_leaves(roots: Sequence[str]) -> list[str]:
-    """Every leaf path under the roots (``_tagged`` files included, as graphite-web lists them)."""
-    found: set[str] = set()
-    for root in roots:
-        root = os.path.abspath(root)
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel = os.path.relpath(dirpath, root)
-            parts = [] if rel == "." else rel.split(os.sep)
-            for stem, _ in _leaf_names(dirpath, [f for f in filenames if not f.startswith(".")]):
-                found.add(".".join(parts + [stem]))
-    return sorted(found)
+    """Every leaf path under the roots (see :meth:`WhisperFinder.all_leaves`)."""
+    return WhisperFinder(roots).all_leaves()
 
 
-__all__ = ["Node", "WhisperFinder", "expand_braces", "match_node", "split_pattern", "tagged_relpaths", "walk_leaves"]
+__all__ = ["FindTimeout", "Node", "PatternError", "WhisperFinder", "deadline_check", "expand_braces",
+           "match_node", "split_pattern", "tagged_relpaths", "walk_leaves"]
