@@ -5,7 +5,9 @@ Semantics (carbon's): sections in file order; a section with ``pattern`` (case-i
 section with ``default = true`` (``default = false`` sections are ignored), which is moved to
 the end. Start-up errors, each reported as ``file:line``: a section without ``destinations``,
 a section with both ``pattern`` and ``default``, no default, two defaults, a bad regex, a bad
-boolean, a malformed destination. A section with neither pattern nor default is ignored with a
+boolean, a malformed destination, and (checked by the relay's settings, which know
+``DESTINATIONS``) a destination missing from ``DESTINATIONS`` — carbon silently skips it, so
+the rule's metrics may go nowhere. A section with neither pattern nor default is ignored with a
 warning; so are keys carbon does not read.
 """
 
@@ -14,11 +16,12 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import Iterable
 
 from cadent.compat.carbon_ini import IniSection, read_ini
 from cadent.compat.errors import ConfigError
 from cadent.compat.settings import parse_value
-from cadent.core.route.destination import parse_destination
+from cadent.core.route.destination import Destination, parse_destination
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,8 @@ _DEFAULT_SECTION = "DEFAULT"
 
 @dataclass(frozen=True)
 class RelayRule:
-    """One rule: ``pattern`` is None for the default rule; ``line`` is its section header."""
+    """One rule: ``pattern`` is None for the default rule; ``line`` is its section header,
+    ``destinations_line`` the line of its ``destinations`` key."""
 
     name: str
     pattern: re.Pattern[str] | None
@@ -36,6 +40,7 @@ class RelayRule:
     continue_matching: bool
     is_default: bool
     line: int
+    destinations_line: int = 0
 
     def matches(self, name: str) -> bool:
         """True when this rule applies to metric ``name`` (the default rule always does)."""
@@ -80,12 +85,12 @@ def _rule(filename: str, section: IniSection, defaults: dict[str, str]) -> Relay
         continue_matching = ("continue" in options
                              and _bool(filename, section, "continue", options))
         return RelayRule(section.name, pattern, destinations, continue_matching, False,
-                         section.line)
+                         section.line, line)
 
     if "default" in options:
         if not _bool(filename, section, "default", options):
             return None
-        return RelayRule(section.name, None, destinations, False, True, section.line)
+        return RelayRule(section.name, None, destinations, False, True, section.line, line)
 
     log.warning("%s:%d: [%s] has neither 'pattern' nor 'default'; ignored",
                 filename, section.line, section.name)
@@ -121,9 +126,22 @@ def rules_from_sections(sections: list[IniSection], filename: str) -> list[Relay
     return rules
 
 
+def check_rule_destinations(rules: list[RelayRule], configured: Iterable[Destination],
+                            filename: str) -> None:
+    """ConfigError at the rule's ``destinations`` line for a destination not in
+    ``configured`` (DESTINATIONS, compared as the exact host, port and instance)."""
+    known = set(configured)
+    for rule in rules:
+        for text in rule.destinations:
+            if parse_destination(text) not in known:
+                raise ConfigError(filename, rule.destinations_line or rule.line,
+                                  f"[{rule.name}] sends to {text}, which is not in DESTINATIONS "
+                                  f"({', '.join(sorted(d.key for d in known))})")
+
+
 def read_relay_rules(path: str) -> list[RelayRule]:
     """Rules of ``path``; ConfigError (file:line) on anything carbon would refuse at start-up."""
     return rules_from_sections(read_ini(path), path)
 
 
-__all__ = ["RelayRule", "read_relay_rules", "rules_from_sections"]
+__all__ = ["RelayRule", "check_rule_destinations", "read_relay_rules", "rules_from_sections"]

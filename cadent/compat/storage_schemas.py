@@ -1,13 +1,18 @@
 """storage-schemas.conf: which archives a new whisper file gets.
 
-Rules, exactly as carbon-cache applies them:
+Matching, exactly as carbon-cache applies it: sections in file order; the first whose
+``pattern`` (``re.search``, case-sensitive) matches the normalised name wins; nothing matching
+→ 60 s × 10080 points (``60:7d``). A section without a (non-empty) ``pattern`` is skipped and
+logged, as in carbon.
 
-* sections in file order; the first whose ``pattern`` (``re.search``, case-sensitive) matches
-  the normalised name wins; nothing matching → 60 s × 10080 points (``60:7d``);
-* a section without ``retentions`` or without a (non-empty) ``pattern`` is skipped and logged;
-* a malformed retention is fatal (ConfigError), even in a section skipped for other reasons;
-* an archive list whisper would refuse (duplicate precision, precision not dividing the next,
-  retention not growing, too few points to consolidate) skips the section, logged.
+Fatal (ConfigError with file:line), where carbon-cache only refuses the first one and skips
+the section for the other two, so that its metrics silently get the 60 s default:
+
+* a malformed retention (even in a section skipped for having no pattern);
+* a section without ``retentions`` (reported at its header line);
+* an archive list whisper's ``validateArchiveList`` refuses (duplicate precision, precision
+  not dividing the next, retention not growing, too few points to consolidate), or a zero
+  precision or point count.
 
 Retention syntax: ``precision:points``, each side digits or ``<digits><unit>`` with ``unit`` one
 of ``s m h d w y``; a duration on the right is divided by the precision and truncated.
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 
 import whisper
 
-from cadent.compat.carbon_ini import file_exists, read_ini
+from cadent.compat.carbon_ini import IniSection, file_exists, read_ini
 from cadent.compat.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -101,23 +106,35 @@ class StorageSchemas:
         return cls([])
 
 
+def _archives(filename: str, section: IniSection) -> list[Archive]:
+    """The section's archive list as whisper would accept it; ConfigError at file:line."""
+    options = section.options
+    if "retentions" not in options:
+        raise ConfigError(filename, section.line, f"schema [{section.name}] has no "
+                          "'retentions' (its metrics would get the 60s:7d default)")
+    line = section.lines["retentions"]
+    try:
+        archives = parse_retentions(options["retentions"])
+    except ValueError as exc:
+        raise ConfigError(filename, line, f"{exc} in section [{section.name}]") from exc
+    try:
+        if any(precision <= 0 or points <= 0 for precision, points in archives):
+            raise whisper.InvalidConfiguration("precision and points must be positive")
+        whisper.validateArchiveList(list(archives))
+    except whisper.InvalidConfiguration as exc:
+        raise ConfigError(filename, line, f"schema [{section.name}] has an invalid retention "
+                          f"definition {options['retentions']!r}: {exc}") from None
+    return archives
+
+
 def load_storage_schemas(filename: str) -> StorageSchemas:
-    """Parse ``filename``; ConfigError (fatal at start-up) when carbon would refuse to start."""
+    """Parse ``filename``; ConfigError (fatal at start-up) on any entry listed in the module doc."""
     if not file_exists(filename):
         raise ConfigError(filename, 0, "missing config file or wrong permissions")
     schemas: list[Schema] = []
     for section in read_ini(filename):
-        options = section.options
-        if "retentions" not in options:
-            log.error("%s: schema [%s] has no 'retentions', skipping", filename, section.name)
-            continue
-        try:
-            archives = parse_retentions(options["retentions"])
-        except ValueError as exc:
-            raise ConfigError(
-                filename, section.lines["retentions"], f"{exc} in section [{section.name}]"
-            ) from exc
-        pattern = options.get("pattern", "")
+        archives = _archives(filename, section)
+        pattern = section.options.get("pattern", "")
         if not pattern:
             log.error("%s: schema [%s] has no 'pattern', skipping", filename, section.name)
             continue
@@ -127,13 +144,6 @@ def load_storage_schemas(filename: str) -> StorageSchemas:
             raise ConfigError(
                 filename, section.lines["pattern"], f"invalid pattern {pattern!r}: {exc}"
             ) from exc
-        try:
-            if any(precision <= 0 or points <= 0 for precision, points in archives):
-                raise whisper.InvalidConfiguration("precision and points must be positive")
-            whisper.validateArchiveList(list(archives))
-        except whisper.InvalidConfiguration as exc:
-            log.error("%s: invalid schema [%s], skipping: %s", filename, section.name, exc)
-            continue
         schemas.append(Schema(section.name, pattern, tuple(sorted(archives)), regex))
     return StorageSchemas(schemas)
 

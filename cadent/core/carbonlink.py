@@ -12,7 +12,9 @@ what carbon sends:
 * unknown type                             → ``{'error': 'Invalid request type "<type>"'}``
 
 Metadata failures reply ``{'error': <traceback text>}`` like carbon; any other malformed
-request gets ``{'error': <reason>}``. Queried names are normalised like stored names.
+request gets ``{'error': <reason>}`` and is counted in ``errors``. Queried names are normalised
+like stored names. :class:`RequestFramer` cuts the byte stream into request bodies, holding at
+most one incomplete frame of at most ``max_frame_bytes``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import traceback
 from typing import Any, Callable
 
 from cadent.core import oplog
-from cadent.core.parse.pickle import safe_loads
+from cadent.core.parse.pickle import describe, safe_loads
 from cadent.core.tags import normalize_name
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,43 @@ def frame(body: bytes) -> bytes:
 def encode_reply(result: dict) -> bytes:
     """A framed protocol-2 pickle of ``result``."""
     return frame(pickle.dumps(result, protocol=REPLY_PROTOCOL))
+
+
+class RequestFramer:
+    """Cuts one connection's byte stream into request bodies (frames may span reads, or
+    several share one). Holds at most one incomplete frame. A header announcing more than
+    ``max_frame_bytes`` sets ``oversize`` to its length and ends the stream: nothing of that
+    frame is buffered, and nothing after it is parsed (there is no way to resynchronise)."""
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self.oversize: int | None = None
+        self._buffer = bytearray()
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of an incomplete frame held for the next ``feed``."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The bodies of the frames ``data`` completes, in order (none once ``oversize``)."""
+        if self.oversize is not None:
+            return []
+        buffer = self._buffer
+        buffer += data
+        bodies = []
+        while len(buffer) >= HEADER.size:
+            (length,) = HEADER.unpack_from(buffer)
+            if length > self.max_frame_bytes:
+                self.oversize = length
+                buffer.clear()
+                break
+            end = HEADER.size + length
+            if len(buffer) < end:
+                break
+            bodies.append(bytes(buffer[HEADER.size:end]))
+            del buffer[:end]
+        return bodies
 
 
 class CarbonLinkHandler:
@@ -60,6 +99,7 @@ class CarbonLinkHandler:
         self.bulk_queries = 0
         self._bulk_sizes: list[int] = []
         self.errors = 0
+        self._errors_reported = 0
 
     def handle_frame(self, data: bytes) -> bytes:
         """A complete frame (header + body) in, a framed reply out."""
@@ -86,6 +126,11 @@ class CarbonLinkHandler:
         except _BadRequest as exc:
             self.errors += 1
             result = {"error": str(exc)}
+        except Exception as exc:  # whatever a hostile request trips over: never the connection
+            self.errors += 1
+            log.info("CarbonLink request %s from %s failed: %s", describe(request), peer,
+                     type(exc).__name__)
+            result = {"error": f"invalid request: {type(exc).__name__}"}
         try:
             return encode_reply(result)
         except Exception as exc:  # a stored value pickle cannot encode
@@ -120,7 +165,9 @@ class CarbonLinkHandler:
             value = request["value"]
             return self._metadata(lambda: {"old_value": self._run_io(
                 self.writer.set_metadata, normalize_name(name), key, value), "new_value": value})
-        return {"error": f'Invalid request type "{kind}"'}
+        self.errors += 1
+        return {"error": 'Invalid request type "%s"' % (kind if isinstance(kind, str)
+                                                         else describe(kind))}
 
     def _metadata(self, call: Callable[[], dict]) -> dict:
         if self.writer is None:
@@ -132,11 +179,15 @@ class CarbonLinkHandler:
             return {"error": traceback.format_exc()}
 
     def collect_stats(self) -> dict[str, float]:
-        """carbon's query self-metrics since the previous call."""
+        """carbon's query self-metrics since the previous call, plus ``cache.bad_queries``
+        (requests answered with an error) when there were any."""
         stats: dict[str, float] = {"cache.queries": self.queries,
                                    "cache.bulk_queries": self.bulk_queries}
         if self._bulk_sizes:
             stats["cache.bulk_queries_average_size"] = sum(self._bulk_sizes) / len(self._bulk_sizes)
+        if self.errors != self._errors_reported:
+            stats["cache.bad_queries"] = self.errors - self._errors_reported
+            self._errors_reported = self.errors
         self.queries = self.bulk_queries = 0
         self._bulk_sizes = []
         return stats
@@ -163,4 +214,5 @@ def _name(request: dict, key: str) -> str:
     return value
 
 
-__all__ = ["CarbonLinkHandler", "HEADER", "encode_reply", "frame", "safe_loads"]
+__all__ = ["CarbonLinkHandler", "HEADER", "RequestFramer", "encode_reply", "frame",
+           "safe_loads"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import math
 import os
 import pickle
@@ -10,6 +11,7 @@ import struct
 
 import pytest
 
+from cadent.core.lograte import LogLimiter
 from cadent.core.parse.pickle import PickleFrameParser, safe_loads
 from tests.carbon_receivers import capture_receiver
 from tests.vectors import load_vector
@@ -236,7 +238,7 @@ def test_item_rules():
     ]
     assert all(type(ts) is float and type(v) is float for _, (ts, v) in batch)
     assert p.take_counters() == {"bad_frames": 0, "oversize_frames": 0, "bad_items": 9,
-                                 "bad_timestamps": 2, "nan_values": 1}
+                                 "bad_names": 0, "bad_timestamps": 2, "nan_values": 1}
 
 
 def test_non_utf8_py2_string_costs_only_its_item():
@@ -285,3 +287,78 @@ def test_matches_carbon_where_carbon_survives(carbon_pickle_receiver):
         receiver.stringReceived(body)
         assert parser().feed(frame(body)) == received
     assert len(received) == 8
+
+
+# --- hostile nesting and names a line cannot carry ------------------------------------------
+
+DEPTH = 300001
+
+
+@pytest.mark.parametrize("body", [
+    b"]" * DEPTH,                                                     # no STOP: undecodable
+    b"\x80\x02" + b"]" * DEPTH + b"a" * (DEPTH - 1) + b".",              # nested lists
+    b"\x80\x02]" + b"]" * DEPTH + b"a" * (DEPTH - 1) + b"a.",            # ... as an item
+    b"\x80\x02)" + b"\x85" * DEPTH + b".",                               # nested tuples
+    b"\x80\x02])" + b"\x85" * DEPTH + b"a.",                             # ... as an item
+    b"(" * DEPTH + b"l" * DEPTH + b".",                                 # protocol 0 MARK/LIST
+], ids=["brackets", "lists", "list-item", "tuples", "tuple-item", "marks"])
+def test_deep_nesting_costs_its_frame_and_is_counted(body):
+    """Each of these raised RecursionError (while being described for the log), which ended
+    the connection; carbon survives them."""
+    p = parser(max_frame_bytes=4 * DEPTH)
+    assert p.feed(frame(body) + frame_of(GOOD)) == GOOD
+    counters = p.take_counters()
+    assert counters["bad_frames"] + counters["bad_items"] == 1, counters
+
+
+def test_huge_int_item_is_described_without_raising():
+    p = parser()
+    assert p.feed(frame_of([10 ** 5000, ("x", (1, 10 ** 5000))] + GOOD)) == GOOD
+    assert p.take_counters()["bad_items"] == 2
+
+
+UNSAFE_NAMES = ["a b", "a\nb 1 1700000000\nevil.metric", "tab\tbed", "cr\r", "", " ",
+                "vt\x0b", "ff\x0c", "fs\x1c", "us\x1f", "nel\x85", "nbsp\xa0x",
+                "line\u2028sep", "ideo\u3000space"]
+
+
+def test_unsafe_names_are_exactly_what_carbons_line_parser_splits():
+    assert all(f"{name} 1 2".split() != [name, "1", "2"] for name in UNSAFE_NAMES)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+def test_names_a_line_cannot_carry_are_rejected_and_counted(protocol):
+    items = [(name, (1700000000.0, 1.0)) for name in UNSAFE_NAMES] + GOOD
+    limiter = LogLimiter(60.0, clock=lambda: 0.0)
+    p = parser(name_log=limiter)
+    assert p.feed(frame_of(items, protocol)) == GOOD
+    assert p.take_counters()["bad_names"] == len(UNSAFE_NAMES)
+
+
+def test_names_a_line_can_carry_pass():
+    """Other control characters stay inside the name, as over carbon's line protocol."""
+    ok = [("métrique.µs", (1.0, 2.0)), ("emoji.\U0001f468\u200d\U0001f4bb", (1.0, 2.0)),
+          ("t;a=b", (1.0, 2.0)), ("soft\u00adhyphen", (1.0, 2.0)), ("nul\x00", (1.0, 2.0)),
+          ("bell\x07.del\x7f.c1\x9f", (1.0, 2.0))]
+    assert all(f"{name} 1 2".split() == [name, "1", "2"] for name, _ in ok)
+    p = parser()
+    assert p.feed(frame_of(ok)) == ok
+    assert not any(p.take_counters().values())
+
+
+def test_bad_names_logged_at_most_once_a_minute(caplog):
+    now = [1000.0]
+    limiter = LogLimiter(60.0, clock=lambda: now[0])
+    bad = frame_of([("a b", (1.0, 1.0))] + GOOD)
+    with caplog.at_level(logging.WARNING, logger="cadent.core.parse.pickle"):
+        for peer in ("p1", "p2", "p3"):  # a new connection each time: one shared limit
+            p = parser(name_log=limiter, peer=peer)
+            assert p.feed(bad + bad) == GOOD * 2
+            assert p.bad_names == 2
+            now[0] += 20
+        assert len(caplog.records) == 1 and "1 pickled datapoint(s)" in caplog.text
+        now[0] += 1
+        parser(name_log=limiter, peer="p4").feed(bad)
+    assert len(caplog.records) == 2
+    assert "6 pickled datapoint(s)" in caplog.records[1].getMessage()  # 5 held back + 1
+    assert "'a b'" in caplog.records[1].getMessage()

@@ -122,3 +122,34 @@ def test_shipped_file():
     rules = read_relay_rules(str(REPO / "conf" / "relay-rules.conf"))
     assert len(rules) == 1 and rules[0].is_default
     assert rules[0].destinations == ["127.0.0.1:2004"]
+
+
+def relay_settings_with_rules(tmp_path: Path, rules: str, destinations: str):
+    from cadent.compat.relay_settings import load_relay_settings
+    (tmp_path / "relay-rules.conf").write_text(rules)
+    conf = tmp_path / "carbon.conf"
+    conf.write_text(f"[relay]\nRELAY_METHOD = rules\nDESTINATIONS = {destinations}\n"
+                    f"STORAGE_DIR = {tmp_path}\nLOG_DIR = {tmp_path}\nPID_DIR = {tmp_path}\n")
+    return load_relay_settings(str(conf))
+
+
+@pytest.mark.parametrize("destinations", [
+    "10.0.0.1:2004:a",   # 10.0.0.2 missing altogether
+    "10.0.0.1:2004:a, 10.0.0.2:2104:b",   # another port
+    "10.0.0.1:2004:a, 10.0.0.2:2004:c",   # another instance
+    "10.0.0.1:2004:a, 10.0.0.2:2004",     # no instance
+])
+def test_rule_destination_not_in_destinations_is_an_error(tmp_path, destinations):
+    rules = ("[d]\ndefault = true\ndestinations = 10.0.0.1:2004:a\n\n"
+             "[stats]\npattern = ^stats\\.\ndestinations = 10.0.0.1:2004:a,10.0.0.2:2004:b\n")
+    with pytest.raises(ConfigError) as err:
+        relay_settings_with_rules(tmp_path, rules, destinations)
+    assert (err.value.filename, err.value.line) == (str(tmp_path / "relay-rules.conf"), 7)
+    assert "10.0.0.2:2004:b" in err.value.reason and "not in DESTINATIONS" in err.value.reason
+
+
+def test_rule_destinations_all_configured_load(tmp_path):
+    settings = relay_settings_with_rules(
+        tmp_path, "[d]\ndefault = true\ndestinations = [::1]:2004, h:2104:b\n",
+        "h:2104:b, [::1]:2004")
+    assert {str(d) for d in settings.router.destinations_for("x")} == {"::1:2004:", "h:2104:b"}

@@ -62,24 +62,34 @@ retentions = 1m:1d,10s:6h
     assert schemas.match("x.MID.y") is DEFAULT_SCHEMA
 
 
-def test_skips(tmp_path, caplog):
+def test_section_without_pattern_is_skipped(tmp_path):
     schemas = load_storage_schemas(write(tmp_path, """
 [nopattern]
 retentions = 60:1d
-[noretentions]
-pattern = .*
-[duplicate_precision]
-pattern = .*
-retentions = 60:1d,60:2d
-[not_dividing]
-pattern = .*
-retentions = 7:1d,60:2d
 [good]
 pattern = .*
 retentions = 10:1d
 """))
     assert [s.name for s in schemas.schemas] == ["good"]
     assert schemas.match("anything").name == "good"
+
+
+@pytest.mark.parametrize("section, line, words", [
+    ("[noretentions]\npattern = .*\n", 4, "no 'retentions'"),
+    ("[duplicate_precision]\npattern = .*\nretentions = 60:1d,60:2d\n", 6, "60:1d,60:2d"),
+    ("[not_dividing]\npattern = .*\nretentions = 10s:6h,15s:1d\n", 6, "evenly divide"),
+    ("[not_growing]\npattern = .*\nretentions = 10s:1d,1m:6h\n", 6, "cover larger time intervals"),
+    ("[too_few_points]\npattern = .*\nretentions = 10s:2,1m:1d\n", 6, "consolidate"),
+    ("[zero_points]\npattern = .*\nretentions = 10s:0\n", 6, "positive"),
+    ("[nopattern_but_invalid]\nretentions = 10s:6h,15s:1d\n", 5, "evenly divide"),
+])
+def test_sections_whisper_or_carbon_would_ignore_are_fatal(tmp_path, section, line, words):
+    """Carbon skips these sections, so their metrics silently get 60s:7d: cadent refuses them."""
+    path = write(tmp_path, "[good]\npattern = x\nretentions = 10:1d\n" + section)
+    with pytest.raises(ConfigError) as info:
+        load_storage_schemas(path)
+    assert (info.value.filename, info.value.line) == (path, line), info.value
+    assert words in info.value.reason
 
 
 def test_bad_retention_is_fatal_even_without_pattern(tmp_path):

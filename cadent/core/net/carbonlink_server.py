@@ -16,7 +16,7 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from cadent.core import oplog
-from cadent.core.carbonlink import HEADER, CarbonLinkHandler, encode_reply
+from cadent.core.carbonlink import CarbonLinkHandler, RequestFramer, encode_reply
 
 log = logging.getLogger(__name__)
 
@@ -65,27 +65,20 @@ class CarbonLinkServer:
             sock.close()
 
     def _conversation(self, sock: socket.socket, peer: str) -> None:
-        buffer = bytearray()
+        framer = RequestFramer(self.max_frame_bytes)
         while True:
             data = sock.recv(READ_SIZE)
             if not data:
                 return
-            buffer += data
-            while len(buffer) >= HEADER.size:
-                (length,) = HEADER.unpack_from(buffer)
-                if length > self.max_frame_bytes:
-                    log.warning("CarbonLink frame of %d bytes over the %d limit: closing",
-                                length, self.max_frame_bytes)
-                    self.handler.errors += 1
-                    sock.sendall(encode_reply(
-                        {"error": f"request of {length} bytes exceeds {self.max_frame_bytes}"}))
-                    return
-                end = HEADER.size + length
-                if len(buffer) < end:
-                    break
-                body = bytes(buffer[HEADER.size:end])
-                del buffer[:end]
+            for body in framer.feed(data):
                 sock.sendall(self.handler.handle_request(body, peer))
+            if framer.oversize is not None:
+                log.warning("CarbonLink frame of %d bytes from %s over the %d limit: closing",
+                            framer.oversize, peer, self.max_frame_bytes)
+                self.handler.errors += 1
+                sock.sendall(encode_reply(
+                    {"error": f"request of {framer.oversize} bytes exceeds {self.max_frame_bytes}"}))
+                return
 
 
 def _in_threadpool(func, *args):

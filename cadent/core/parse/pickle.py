@@ -4,8 +4,16 @@ Bodies are unpickled by an Unpickler that refuses every global, so a frame can o
 plain containers, strings and numbers and can never run code. Each item is then validated as
 carbon's pickle receiver does (wrong shape skipped, ``float()`` of timestamp and value, strings
 such as ``'3.5'`` accepted), then the common receiver checks. Where carbon drops the connection
-(a frame over the size limit, a ``bytes`` name, a NaN/infinite timestamp) only that frame or
-item is lost here.
+(a frame over the size limit, a ``bytes`` name, a NaN/infinite timestamp, nesting deep enough
+to exhaust the recursion limit) only that frame or item is lost here.
+
+A name carbon's line protocol cannot carry — empty, or holding whitespace (anything
+``str.split()`` splits on: space, tab, newline, carriage return, vertical tab, form feed,
+``\x1c``-``\x1f``, ``\x85``, the Unicode spaces and separators) — is rejected: carbon
+accepts it by pickle, then writes it to line destinations as an extra or a broken line, and
+to the cache as a file no line client could ever write to. Such datapoints are counted
+(``bad_names``) and logged at most once a minute. Other control characters (NUL, ...) pass,
+as they do over carbon's line protocol, which keeps them inside the name.
 """
 
 from __future__ import annotations
@@ -13,11 +21,14 @@ from __future__ import annotations
 import io
 import logging
 import pickle
+import re
+import reprlib
 import time
 from operator import itemgetter
 from struct import Struct
 from typing import Any, Callable
 
+from cadent.core.lograte import LogLimiter
 from cadent.core.parse._checks import assemble, clean
 from cadent.core.point import Batch
 
@@ -43,6 +54,18 @@ _PAIR = {2}
 _FLOAT = {float}
 _NUMBER_TYPES = {float, int}
 _STR = {str}
+
+# What str.split() splits on: the ASCII ones, and (for other text) the same set as a regex.
+_ASCII_SPACES = (" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+_SPACE = re.compile(r"\s")
+
+# Rejected names are logged once a minute per process, whatever the connection.
+BAD_NAME_LOG = LogLimiter(60.0)
+
+_LOG_CHARS = 200
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxstring = _REPR.maxother = _LOG_CHARS
 
 
 class _NoGlobalsUnpickler(pickle.Unpickler):
@@ -77,11 +100,10 @@ def _carbon_columns(obj: list) -> tuple[list, list, list, bool] | None:
     values = list(map(_second, points))
     number_types = set(map(type, timestamps))
     number_types.update(map(type, values))
-    if (
-        not number_types <= _NUMBER_TYPES
-        or set(map(type, names)) != _STR
-        or not _encodable("".join(names))
-    ):
+    if not number_types <= _NUMBER_TYPES or set(map(type, names)) != _STR:
+        return None
+    joined = "".join(names)
+    if not _encodable(joined) or not _line_safe(joined, names):
         return None
     if number_types == _FLOAT:
         return names, timestamps, values, True
@@ -102,9 +124,31 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _describe(item: object) -> str:
-    text = repr(item)
-    return text if len(text) <= 200 else text[:200] + "..."
+def _line_safe(joined: str, names: list | tuple) -> bool:
+    """True when every one of ``names`` (concatenated in ``joined``) would come out of carbon's
+    line parser as one field: not empty, no whitespace. For ASCII text this is a few
+    ``memchr`` passes (about 1 % of parsing a frame)."""
+    if not all(names):
+        return False
+    if joined.isascii():
+        for space in _ASCII_SPACES:
+            if space in joined:
+                return False
+        return True
+    return _SPACE.search(joined) is None
+
+
+def describe(item: object) -> str:
+    """A log-sized repr: bounded in depth and length, never raising (deep nesting, huge ints)."""
+    try:
+        text = _REPR.repr(item)
+    except Exception:  # e.g. an int past sys.get_int_max_str_digits()
+        text = "<%s>" % type(item).__name__
+    return _clip(text)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _LOG_CHARS else text[:_LOG_CHARS] + "..."
 
 
 class PickleFrameParser:
@@ -120,11 +164,13 @@ class PickleFrameParser:
     * ``oversize_frames``: frames longer than ``max_frame_bytes``
     * ``bad_items``: items that are not ``(name, (timestamp, value))`` with numeric
       timestamp/value and a str (or UTF-8 bytes) name
+    * ``bad_names``: datapoints whose name the line protocol cannot carry (see the module doc)
     * ``bad_timestamps``: NaN or infinite timestamps
     * ``nan_values``: datapoints dropped for a NaN value (carbon drops these silently)
     """
 
-    COUNTERS = ("bad_frames", "oversize_frames", "bad_items", "bad_timestamps", "nan_values")
+    COUNTERS = ("bad_frames", "oversize_frames", "bad_items", "bad_names", "bad_timestamps",
+                "nan_values")
 
     def __init__(
         self,
@@ -132,6 +178,7 @@ class PickleFrameParser:
         min_timestamp_resolution: int = 0,
         clock: Callable[[], float] = time.time,
         peer: str = "-",
+        name_log: LogLimiter = BAD_NAME_LOG,
     ) -> None:
         self.max_frame_bytes = max_frame_bytes
         self.min_timestamp_resolution = int(min_timestamp_resolution or 0)
@@ -142,8 +189,10 @@ class PickleFrameParser:
         self.bad_frames = 0
         self.oversize_frames = 0
         self.bad_items = 0
+        self.bad_names = 0
         self.bad_timestamps = 0
         self.nan_values = 0
+        self.name_log = name_log
 
     @property
     def pending_bytes(self) -> int:
@@ -227,7 +276,10 @@ class PickleFrameParser:
         if not rows:
             return []
         names, timestamps, values = zip(*rows)
-        if set(map(type, names)) != _STR or not _encodable("".join(names)):
+        if set(map(type, names)) != _STR:
+            return self._items_checked(obj)
+        joined = "".join(names)
+        if not _encodable(joined) or not _line_safe(joined, names):
             return self._items_checked(obj)
         return self._assemble(names, timestamps, values)
 
@@ -235,7 +287,7 @@ class PickleFrameParser:
         self.bad_frames += 1
         logger.info(
             "invalid pickle frame of %d bytes from %s skipped: %s: %s",
-            len(body), self.peer, type(exc).__name__, exc,
+            len(body), self.peer, type(exc).__name__, _clip(str(exc)),
         )
         return []
 
@@ -244,8 +296,8 @@ class PickleFrameParser:
         names: list[str] = []
         timestamps: list[float] = []
         values: list[float] = []
-        bad = 0
-        first = None
+        bad = bad_names = 0
+        first = first_name = None
         try:
             items = iter(obj)
         except TypeError:
@@ -271,6 +323,11 @@ class PickleFrameParser:
                 if first is None:
                     first = (item, exc)
                 continue
+            if not _line_safe(name, (name,)):
+                bad_names += 1
+                if first_name is None:
+                    first_name = name
+                continue
             names.append(name)
             timestamps.append(ts)
             values.append(value)
@@ -278,8 +335,18 @@ class PickleFrameParser:
             self.bad_items += bad
             logger.info(
                 "skipped %d invalid pickle item(s) from %s (first: %s: %s)",
-                bad, self.peer, _describe(first[0]), first[1],
+                bad, self.peer, describe(first[0]), _clip(str(first[1])),
             )
+        if bad_names:
+            self.bad_names += bad_names
+            reported = self.name_log.ready(bad_names)
+            if reported:
+                logger.warning(
+                    "skipped %d pickled datapoint(s) whose name is empty or holds whitespace, "
+                    "which carbon's line protocol cannot carry (e.g. %s from %s; logged at "
+                    "most once a minute)",
+                    reported, describe(first_name), self.peer,
+                )
         return self._assemble(names, timestamps, values)
 
     def _assemble(self, names, timestamps, values) -> Batch:
