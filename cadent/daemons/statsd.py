@@ -2,22 +2,34 @@
 
     statsd = receive → statsd aggregate → flush every interval → route → send
 
-``cadent-statsd --config /etc/statsd/localConfig.js`` reads statsd's own ``config.js``; a
-cadent/carbon-style file with a ``[statsd]`` section works too (chosen by extension, then by
-content). ``--proxy``, or a config with ``nodes``, runs the cluster proxy instead. The rest of
-the command line is the shared one (:mod:`cadent.daemons.cli`).
+Two command lines:
+
+* statsd's own, ``cadent-statsd /etc/statsd/localConfig.js [--pidfile P] [--debug]
+  [--check-config]``: runs in the foreground, logs to stdout and writes a pid file only when
+  asked (``--pidfile``, or ``pidfile`` in the config), so any number of instances with their
+  own configs run side by side;
+* carbon's, ``cadent-statsd --config F [--instance I] [--nodaemon] ... [start|stop|status]``
+  (:mod:`cadent.daemons.cli`): daemonises with a pid file named after the instance, or else
+  after the config file (``cadent-statsd-localConfig.pid``).
+
+The config is statsd's ``config.js`` or a cadent/carbon-style file with a ``[statsd]`` section
+(chosen by extension, then by content). ``--proxy``, or a config with ``nodes``, runs the
+cluster proxy instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 
 from cadent.compat.errors import ConfigError
 
 PROXY_FLAG = "--proxy"
+ACTIONS = ("start", "stop", "status")
+STATSD_USAGE = "cadent-statsd CONFIG [--pidfile P] [--debug] [--check-config] [--proxy]"
 
 
 @dataclass(frozen=True)
@@ -26,7 +38,7 @@ class StatsdRuntime:
 
     settings: object  # StatsdSettings or ProxySettings
     proxy: bool
-    pidfile: str
+    pidfile: str | None  # None: statsd's command line without a pid file
     log_dir: str
 
     @property
@@ -84,9 +96,11 @@ def load_runtime(args: argparse.Namespace, proxy: bool = False) -> StatsdRuntime
     else:
         settings = load_ini_section(path, "statsd", proxy=proxy)
     name = "cadent-statsd-proxy" if proxy else "cadent-statsd"
-    if args.instance:
-        name += "-" + args.instance
-    pidfile = args.pidfile or settings.pidfile or os.path.join(_runtime_dir("run"), name + ".pid")
+    # one name per instance, else per config file, so instances with their own configs coexist
+    name += "-" + (args.instance or os.path.splitext(os.path.basename(path))[0])
+    pidfile = args.pidfile or settings.pidfile
+    if pidfile is None and not getattr(args, "statsd_form", False):
+        pidfile = os.path.join(_runtime_dir("run"), name + ".pid")
     log_dir = args.logdir or settings.log_dir or os.path.join(_runtime_dir("log"), name)
     return StatsdRuntime(settings, proxy, pidfile, log_dir)
 
@@ -111,12 +125,74 @@ def _describe(runtime: StatsdRuntime) -> str:
     return f"(flushInterval {s.flush_interval_ms} ms, carbon {carbons}, {s.workers} worker(s))"  # type: ignore[attr-defined]
 
 
+def statsd_command_line(argv: list[str]) -> argparse.Namespace | None:
+    """``argv`` parsed as statsd's command line (config file first), or None when it is
+    carbon's (``--config``, or an action word)."""
+    if any(a in ("--config", "-c") or a.startswith("--config=") for a in argv):
+        return None
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or any(w in ACTIONS for w in words):
+        return None
+    parser = argparse.ArgumentParser(prog="cadent-statsd", usage=STATSD_USAGE,
+                                     description="cadent statsd, run as statsd is: in the foreground")
+    parser.add_argument("config", help="statsd's config.js, or a file with a [statsd] section")
+    parser.add_argument("--pidfile", help="write this pid file (default: none)")
+    parser.add_argument("--debug", action="store_true", help="log debug lines too")
+    parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    args = parser.parse_args(argv)
+    args.statsd_form = True
+    args.nodaemon = True
+    args.instance = args.logdir = args.logfile = None
+    args.syslog = False
+    return args
+
+
+def run_statsd_form(role, args: argparse.Namespace) -> int:
+    """statsd's way: in the foreground, logging to stdout, a pid file only when asked."""
+    import logging
+
+    from cadent.daemons.cli import (pid_alive, read_pid, remove_pidfile, run_service, run_workers,
+                                    write_pidfile)
+    from cadent.daemons.logsetup import setup_logging
+    from cadent.daemons.startup import StartupReport
+
+    program = "cadent-statsd"
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        runtime = role.load_settings(args)
+    except (ConfigError, OSError) as exc:
+        print(f"{program}: configuration error: {exc}", file=sys.stderr)
+        return 1
+    if args.check_config:
+        print(f"{program}: configuration OK {role.describe(runtime)}".rstrip())
+        return 0
+    pidfile = runtime.pidfile
+    if pidfile:
+        pid = read_pid(pidfile)
+        if pid is not None and pid != os.getpid() and pid_alive(pid):
+            print(f"{program} is already running with pid {pid} ({pidfile})", file=sys.stderr)
+            return 1
+        try:
+            write_pidfile(pidfile)
+        except OSError as exc:
+            print(f"{program}: cannot write the pid file: {exc}", file=sys.stderr)
+            return 1
+    try:
+        setup_logging(args, None, program)
+        count = role.workers(runtime)
+        if count > 1:
+            return run_workers(role, runtime, count, StartupReport(program), None)
+        return 1 if run_service(role, runtime) else 0
+    finally:
+        if pidfile:
+            remove_pidfile(pidfile)
+
+
 def main(argv: list[str] | None = None) -> int:
     from gevent import monkey
 
     monkey.patch_all()
-    import sys
-
     from cadent.daemons.cli import Role, main_for
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -132,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         log_dir=lambda rt: rt.log_dir,
         describe=_describe,
     )
+    statsd_args = statsd_command_line(args)
+    if statsd_args is not None:
+        return run_statsd_form(role, statsd_args)
+    if "-h" in args or "--help" in args:
+        print(f"usage: {STATSD_USAGE}\n   or: the carbon-style command line below\n")
     return main_for(role, args)
 
 

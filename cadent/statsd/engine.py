@@ -2,8 +2,8 @@
 
 A daemon is thin wiring around :class:`StatsdEngine`:
 
-* every UDP datagram → ``engine.ingest(data)``; every TCP read → ``TcpLineBuffer.feed``
-  then ``engine.ingest`` of the complete lines it returns;
+* every UDP datagram → ``engine.ingest(data)``; every TCP read →
+  :class:`cadent.statsd.net.TcpLineFramer` then ``engine.ingest`` of the lines it completes;
 * at each flush boundary → ``result = engine.flush(now_ms)``; send ``result.payload()``
   (statsd's exact text, or ``result.pickle_payload()``) to carbon in one connection, then
   ``engine.note_sent(...)`` so the next flush reports graphiteStats like statsd does;
@@ -80,23 +80,6 @@ def _js_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-class TcpLineBuffer:
-    """statsd's TCP framing: everything up to the last newline is one packet."""
-
-    def __init__(self) -> None:
-        self._tail = ""
-
-    def feed(self, text: str) -> str | None:
-        """Append a read; return the complete-lines packet (with its final ``\\n``) or None."""
-        data = self._tail + text
-        cut = data.rfind("\n")
-        if cut < 0:
-            self._tail = data
-            return None
-        self._tail = data[cut + 1 :]
-        return data[: cut + 1]
-
-
 class StatsdEngine:
     """statsd's aggregation, flush math and graphite formatting in one object.
 
@@ -132,6 +115,11 @@ class StatsdEngine:
         self.stats.bad_lines_total += result.bad
         self.stats.last_msg_seen_s = int(round_half_up(time.time() if now is None else now))
         return result.bad
+
+    def count_too_long(self, lines: int) -> None:
+        """Account TCP lines dropped for their length (bad lines, plus their own counter)."""
+        self.store.count_too_long(lines)
+        self.stats.bad_lines_total += lines
 
     # -- flush ------------------------------------------------------------------------
 
@@ -196,6 +184,11 @@ class StatsdEngine:
         )
         return FlushResult(ts, lines)
 
+    @property
+    def last_flush_ts(self) -> int:
+        """The timestamp of the latest flush (0 before the first)."""
+        return self._prev_ts
+
     def note_sent(self, sent_at_s: float, flush_time_ms: float, payload_length: int) -> None:
         """Record a successful delivery (statsd reports it in the next flush)."""
         self.graphite_stats.last_flush = int(round_half_up(sent_at_s))
@@ -212,4 +205,4 @@ def _elapsed_ms(started: float) -> int:
     return int(math.floor((time.monotonic() - started) * 1000))
 
 
-__all__ = ["StatsdEngine", "FlushResult", "GraphiteStats", "EngineStats", "TcpLineBuffer"]
+__all__ = ["StatsdEngine", "FlushResult", "GraphiteStats", "EngineStats"]

@@ -3,7 +3,9 @@
 One process (``workers: 1``, statsd's exact line order) or several sharing the port
 (:mod:`cadent.statsd.shards`). Unlike statsd, stopping (SIGTERM) reads what is still queued
 in the UDP socket, makes a final flush and delivers it (and anything carbon has not yet
-taken) within ``shutdownDrainSeconds``.
+taken) within ``shutdownDrainSeconds``. The final flush is stamped with the time of the
+flush slot that would have come next, never with a timestamp already flushed: carbon
+keeps one value per timestamp, so a second one would replace the interval just sent.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cadent.statsd.carbon import CarbonOutput
 from cadent.statsd.config import StatsdSettings
 from cadent.statsd.engine import StatsdEngine
 from cadent.statsd.mgmt import handle_command
+from cadent.statsd.numbers import round_half_up
 from cadent.statsd.net import CommandServer, Repeater, TcpPacketInput, UdpPacketInput
 from cadent.statsd.shards import ShardMesh, worker_index
 
@@ -55,7 +58,8 @@ class StatsdService:
             if spec.address_ipv6 and host == "0.0.0.0":
                 host = "::"
             if spec.server == "./servers/tcp":
-                self.tcp.append(TcpPacketInput(host, spec.port, self.handle_packet, reuse_port=reuse))
+                self.tcp.append(TcpPacketInput(host, spec.port, self.handle_packet, reuse_port=reuse,
+                                               on_too_long=self.engine.count_too_long))
             else:
                 self.udp.append(UdpPacketInput(host, spec.port, self.handle_packet, reuse_port=reuse,
                                                receive_buffer=settings.udp_receive_buffer))
@@ -63,6 +67,7 @@ class StatsdService:
             if self.leader else None
         self._flusher: gevent.Greenlet | None = None
         self._flushes = 0
+        self._next_slot = 1  # flush k is due at started_s*1000 + k*flushInterval
 
     # -- input --------------------------------------------------------------------------
 
@@ -94,12 +99,13 @@ class StatsdService:
 
     # -- flush --------------------------------------------------------------------------
 
-    def flush_now(self) -> int:
-        """Make one flush and queue it for carbon; returns the number of lines."""
+    def flush_now(self, now_ms: float | None = None) -> int:
+        """Make one flush (stamped ``now_ms``, default now) and queue it for carbon;
+        returns the number of lines."""
         started = time.monotonic()
         if self.mesh is not None:
             self.mesh.collect(timeout_s=min(5.0, max(0.2, self.settings.flush_interval_s / 2)))
-        result = self.engine.flush(time.time() * 1000)
+        result = self.engine.flush(time.time() * 1000 if now_ms is None else now_ms)
         if self.carbon is not None and self.graphite_enabled and self.carbon.output is not None:
             self.carbon.send_lines(result.lines)
             self.engine.note_sent(time.time(), (time.monotonic() - started) * 1000,
@@ -107,11 +113,23 @@ class StatsdService:
         self._flushes += 1
         return len(result.lines)
 
+    def _slot_ms(self, k: int) -> float:
+        return self.engine.stats.started_s * 1000 + k * self.settings.flush_interval_ms
+
+    def final_flush_ms(self) -> float:
+        """When the final flush is stamped: the next flush slot, later than every flush made."""
+        k = self._next_slot
+        last_ts = self.engine.last_flush_ts
+        while round_half_up(self._slot_ms(k) / 1000) <= last_ts:
+            k += 1
+        return self._slot_ms(k)
+
     def _flush_loop(self) -> None:
         interval_ms = self.settings.flush_interval_ms
         start_ms = self.engine.stats.started_s * 1000
         k = 1
         while True:
+            self._next_slot = k
             due_ms = start_ms + k * interval_ms
             delay = due_ms / 1000 - time.time()
             if delay > 0:
@@ -119,6 +137,7 @@ class StatsdService:
             else:
                 # fell behind (a flush took longer than the interval): skip to the next slot
                 k = max(k, math.floor((time.time() * 1000 - start_ms) / interval_ms))
+            self._next_slot = k
             try:
                 self.flush_now()
             except Exception:
@@ -162,7 +181,7 @@ class StatsdService:
             try:
                 # the final flush: statsd computes it too but loses it; here it is delivered
                 saved, self.mesh = self.mesh, None
-                self.flush_now()
+                self.flush_now(self.final_flush_ms())
                 self.mesh = saved
             except Exception:
                 log.exception("final flush failed")

@@ -275,7 +275,8 @@ class ShardMesh:
             if peer != self.index:
                 self._send(peer, ("done",))
         deadline = time.monotonic() + timeout_s
-        others = {p for p in range(1, self.count) if p != self.index}
+        # worker 0 too: it may still hold updates for keys this worker owns
+        others = {p for p in range(self.count) if p != self.index}
         while not others <= self._done_from and time.monotonic() < deadline:
             self._done_event.wait(max(0.0, deadline - time.monotonic()))
             self._done_event.clear()

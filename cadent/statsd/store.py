@@ -103,6 +103,13 @@ class MetricStore:
         if bad:
             self._bump_internal(self.bad_lines_key, bad)
 
+    def count_too_long(self, lines: int) -> None:
+        """TCP lines dropped for their length: received, bad, and ``<prefixStats>.lines_too_long``
+        (a counter that appears with the first such line)."""
+        self.count_packet(0, lines, lines)
+        key = self.prefix_stats + ".lines_too_long"
+        self.counters[key] = self.counters.get(key, 0.0) + lines
+
     def apply(self, updates: Iterable[tuple]) -> None:
         """Fold parsed update tuples (see :mod:`cadent.statsd.parse`) into the maps."""
         counters = self.counters

@@ -109,25 +109,34 @@ def js_literal(config: dict) -> str:
 
 
 class StatsdDaemon(PeerProcess):
-    """``python -m cadent.daemons.statsd --config <file> --nodaemon`` in its own session."""
+    """cadent-statsd in its own session, by ``form`` of command line:
+
+    * ``carbon``: ``--config <file> --nodaemon --pidfile <tmp>/statsd.pid [extra_args]``
+    * ``carbon-default``: ``--config <file> --nodaemon [extra_args]`` (the default pid file)
+    * ``statsd``: statsd's own, ``<file> [extra_args]``
+    """
 
     name = "cadent-statsd"
 
     def __init__(self, tmp: Path, config: dict | str, *, filename: str = "config.js", extra_args=(),
-                 wait_mgmt: bool = True, **kw) -> None:
+                 wait_mgmt: bool = True, form: str = "carbon", **kw) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.conf_path = tmp / filename
         self.conf_path.write_text(config if isinstance(config, str) else js_literal(config))
-        argv = [sys.executable, "-m", "cadent.daemons.statsd", "--config", str(self.conf_path),
-                "--nodaemon", "--pidfile", str(tmp / "statsd.pid"), *extra_args]
+        args = {
+            "carbon": ["--config", str(self.conf_path), "--nodaemon", "--pidfile", str(tmp / "statsd.pid")],
+            "carbon-default": ["--config", str(self.conf_path), "--nodaemon"],
+            "statsd": [str(self.conf_path)],
+        }[form]
+        argv = [sys.executable, "-m", "cadent.daemons.statsd", *args, *extra_args]
         ports = []
         if wait_mgmt and isinstance(config, dict):
             ports = [(config.get("mgmt_address", LOCAL), config["mgmt_port"])]
         env = {"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
         import os
 
-        super().__init__(argv, wait_ports=ports, env={**os.environ, **env}, cwd=str(REPO_ROOT),
-                         log_path=tmp / "statsd.log", **kw)
+        kw.setdefault("cwd", str(REPO_ROOT))
+        super().__init__(argv, wait_ports=ports, env={**os.environ, **env}, log_path=tmp / "statsd.log", **kw)
 
 
 def base_config(sink_port: int | None, flush_ms: int = 1000, **extra) -> dict:

@@ -10,7 +10,7 @@ import pytest
 from cadent.compat.errors import ConfigError
 from cadent.compat.statsd_config import load_config_js, load_ini_section, load_proxy_config_js, parse_js_object
 from cadent.statsd.config import statsd_settings
-from cadent.statsd.engine import StatsdEngine, TcpLineBuffer
+from cadent.statsd.engine import StatsdEngine
 from cadent.statsd.flush import percentile, timer_stats
 from cadent.statsd.mgmt import config_reply, handle_command, inspect
 from cadent.statsd.numbers import is_js_number, js_number, js_str, round_half_up
@@ -158,13 +158,6 @@ def test_mgmt_commands():
     assert handle_command(engine, "delgauges nope").text == "metric nope not found\nEND\n\n"
     assert handle_command(engine, "quit").close
     assert handle_command(engine, "").text == "ERROR\n"
-
-
-def test_tcp_line_buffer():
-    buf = TcpLineBuffer()
-    assert buf.feed("a:1|c\nb:") == "a:1|c\n"
-    assert buf.feed("2|c") is None
-    assert buf.feed("\n") == "b:2|c\n"
 
 
 def test_delete_and_flush_interval_rules():

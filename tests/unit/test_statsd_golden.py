@@ -7,8 +7,9 @@ import base64
 import pytest
 
 from cadent.statsd.config import statsd_settings
-from cadent.statsd.engine import FlushResult, StatsdEngine, TcpLineBuffer
+from cadent.statsd.engine import FlushResult, StatsdEngine
 from cadent.statsd.mgmt import handle_command
+from cadent.statsd.net import TcpLineFramer
 from cadent.statsd.proxy import NodeHealth, ProxyRing, handle_proxy_command, points_per_node, route_packet
 from tests.vectors import load_vector, normalise_statsd_lines
 
@@ -34,7 +35,7 @@ def replay(scenario):
         for packet in step["packets"]:
             engine.ingest(packet, now=now_ms / 1000)
         for payload in step.get("tcp_payloads", []):
-            packet = TcpLineBuffer().feed(payload)  # connection closes: the tail is lost
+            packet = TcpLineFramer().feed(payload.encode())  # connection closes: the tail is lost
             if packet is not None:
                 engine.ingest(packet, now=now_ms / 1000)
         for reply in step.get("mgmt_replies", []):
