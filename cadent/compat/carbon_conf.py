@@ -7,8 +7,8 @@ sections and keys refused. A role reads ``[<role>]`` and then overlays ``[<role>
 
 Paths are derived the way carbon derives them:
 
-* GRAPHITE_ROOT = ``$GRAPHITE_ROOT``, else the installation prefix (``sys.prefix``; carbon uses
-  the parent of its ``bin`` directory, which is the same place for a pip or venv install);
+* GRAPHITE_ROOT = ``$GRAPHITE_ROOT``, else ``/opt/graphite`` (carbon's prefix when installed
+  from source; never where cadent's code lives, so that data outlives the installation);
 * CONF_DIR = the directory of the config file (no file: ``$GRAPHITE_CONF_DIR``, else
   GRAPHITE_ROOT/conf); STORAGE_DIR = ``$GRAPHITE_STORAGE_DIR``, else GRAPHITE_ROOT/storage; a
   value in the file wins over both;
@@ -17,6 +17,10 @@ Paths are derived the way carbon derives them:
   a STORAGE_DIR set only in ``[<role>:<instance>]`` does not move them;
 * then ``<program>-<instance>`` is appended to LOG_DIR and the pidfile is
   PID_DIR/<program>-<instance>.pid, where program is ``cadent-<role>``.
+
+A section that names no role (``[cahce]``) is a warning naming the closest known section; when
+that is the section of the role being started and the file has no such section, the daemon
+would silently run on defaults, so it is a :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INSTANCE = "a"
 DEFAULT_SECTION = "DEFAULT"
+DEFAULT_GRAPHITE_ROOT = "/opt/graphite"
 
 # Lower-case override keys naming final paths, as carbon's command-line options do.
 PATH_OVERRIDES = ("pidfile", "logdir", "whitelist", "blacklist",
@@ -92,10 +96,33 @@ class CarbonSettings(Mapping[str, Any]):
         return (f"CarbonSettings(role={self.role!r}, instance={self.instance!r}, "
                 f"path={self.path!r})")
 
+    def error(self, key: str | None, reason: str) -> ConfigError:
+        """A ConfigError about setting ``key``: at its line when the file set it, else named
+        by the key (``carbon.conf: KEY: reason``); ``reason`` need not repeat the key."""
+        line = self.lines.get(key, 0) if key else 0
+        return ConfigError(self.path or "<defaults>", line, reason, key=key)
+
 
 def _closest(name: str) -> str | None:
     match = difflib.get_close_matches(name, registry.known_names(), n=1, cutoff=0.6)
     return match[0] if match else None
+
+
+def _check_sections(path: str, role: str, sections: Mapping[str, IniSection]) -> None:
+    """Warn about every section no role reads; refuse a misspelling of ``role``'s own section
+    when the file lacks the real one (the daemon would run on defaults)."""
+    known = sorted(registry.known_roles())
+    for name, section in sections.items():
+        base = name.split(":", 1)[0]
+        if name == DEFAULT_SECTION or base in known:
+            continue
+        match = difflib.get_close_matches(base, known, n=1, cutoff=0.6)
+        hint = match[0] + name[len(base):] if match else None
+        if match and match[0] == role and role not in sections:
+            raise ConfigError(path, section.line, f"unknown section [{name}]; did you mean "
+                              f"[{hint}]? cadent-{role} reads [{role}] and this file has none")
+        log.warning("%s:%d: unknown section [%s]%s; its settings are ignored", path,
+                    section.line, name, f" (did you mean [{hint}]?)" if hint else "")
 
 
 def _apply_section(values: dict[str, Any], lines: dict[str, int], path: str, role: str,
@@ -137,13 +164,13 @@ def _apply_overrides(values: dict[str, Any], overrides: Mapping[str, Any]) -> No
         setting = registry.get_setting(key)
         if setting is None:
             hint = _closest(key.upper())
-            raise ConfigError(_OVERRIDES_NAME, 0, f"unknown setting {key}"
-                              + (f"; did you mean {hint}?" if hint else ""))
+            raise ConfigError(_OVERRIDES_NAME, 0, "unknown setting"
+                              + (f"; did you mean {hint}?" if hint else ""), key=key)
         if isinstance(value, str):
             try:
                 value = setting.parse(value.strip())
             except ValueError as exc:
-                raise ConfigError(_OVERRIDES_NAME, 0, f"{setting.name}: {exc}") from None
+                raise ConfigError(_OVERRIDES_NAME, 0, str(exc), key=setting.name) from None
         values[setting.name] = value
 
 
@@ -176,7 +203,7 @@ def read_carbon_conf(path: str | None, role: str, instance: str | None = None,
     instance = DEFAULT_INSTANCE if instance is None else instance
     overrides = dict(overrides or {})
     program = f"cadent-{role}"
-    graphite_root = os.environ.get("GRAPHITE_ROOT") or sys.prefix
+    graphite_root = os.environ.get("GRAPHITE_ROOT") or DEFAULT_GRAPHITE_ROOT
 
     values = registry.defaults()
     if path is not None:
@@ -191,6 +218,7 @@ def read_carbon_conf(path: str | None, role: str, instance: str | None = None,
     sections: dict[str, IniSection] = {}
     if path is not None:
         sections = {section.name: section for section in read_ini(path)}
+        _check_sections(path, role, sections)
     lines: dict[str, int] = {}
     _apply_section(values, lines, path or "", role, sections, role)
     _apply_overrides(values, overrides)
@@ -237,4 +265,4 @@ def read_carbon_conf(path: str | None, role: str, instance: str | None = None,
     )
 
 
-__all__ = ["CarbonSettings", "DEFAULT_INSTANCE", "PATH_OVERRIDES", "read_carbon_conf"]
+__all__ = ["CarbonSettings", "DEFAULT_GRAPHITE_ROOT", "DEFAULT_INSTANCE", "PATH_OVERRIDES", "read_carbon_conf"]

@@ -1,13 +1,20 @@
 """The command line every cadent daemon shares, carbon-style.
 
 ``cadent-<role> [--config F] [--instance I] [--debug] [--nodaemon] [--pidfile P]
-[--logdir D] [--check-config] [--test] [start|stop|status]``
+[--logdir D] [--check-config] [--test] [carbon's other flags] [start|stop|status]``
 
-``start`` (the default) daemonises unless ``--nodaemon`` or ``--debug`` is given, writes the
-pidfile, and runs the role's service until SIGTERM or SIGINT, then stops it gracefully (the
-service drains its queues or writes its cache). SIGHUP asks the service to reload its rules.
-``stop`` sends SIGTERM to the pid in the pidfile and waits for it to exit; ``status`` says
-whether it runs. ``--check-config`` loads every config file the role reads and exits 0 or 1.
+``start`` (the default) daemonises unless ``--nodaemon`` or ``--debug`` is given and returns
+only once the daemon listens (0) or has failed (1, with the reason on stderr). The daemon
+writes its pidfile, binds its ports, switches to carbon.conf's ``USER``, opens its logs and
+runs the role's service until SIGTERM or SIGINT, then stops it gracefully (the service drains
+its queues or writes its cache). SIGHUP asks the service to reload its rules. ``stop`` sends
+SIGTERM to the pid in the pidfile and waits for it to exit; ``status`` says whether it runs.
+``--check-config`` loads every config file the role reads and exits 0 or 1.
+
+Every flag carbon's scripts and twistd take is accepted so existing units start unchanged:
+``--umask``, ``--whitelist``, ``--blacklist``, ``--rules``, ``--rewrite-rules``,
+``--aggregation-rules``, ``--logfile``, ``--syslog`` and ``--rundir`` are honoured; the
+others (``--profile``, ``--reactor``, ``--savestats``, ...) are logged as ignored.
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
-import logging.handlers
 import os
 import signal
 import sys
@@ -23,9 +29,24 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol, TextIO
 
-from cadent.core import oplog
+from cadent.daemons.logsetup import drop_console, hold_records, setup_logging
+from cadent.daemons.privileges import (RunAs, StartupError, drop_privileges, hand_over,
+                                       make_dir_for, resolve_user)
+from cadent.daemons.startup import StartupReport, daemonize
 
 log = logging.getLogger("cadent")
+
+# A worker that could not start exits with this, and the supervisor gives up instead of
+# restarting it.
+EXIT_STARTUP_FAILED = 3
+DEFAULT_UMASK = 0o022  # carbon's, whatever the caller's umask
+
+# twistd's and carbon's options cadent accepts without acting on them.
+IGNORED_VALUE_FLAGS = ("profile", "profiler", "reactor", "logger", "prefix", "chroot", "uid",
+                       "gid", "python", "file", "source")
+IGNORED_SWITCHES = ("savestats", "no_save", "spew", "originalname", "euid", "encrypted")
+PATH_OPTIONS = ("pidfile", "logdir", "logfile", "rundir", "whitelist", "blacklist", "rules",
+                "rewrite_rules", "aggregation_rules")
 
 
 class Service(Protocol):
@@ -46,43 +67,90 @@ class Role:
     pidfile: Callable[[object], str] = lambda settings: settings.pidfile  # type: ignore[attr-defined]
     log_dir: Callable[[object], str] = lambda settings: settings.log_dir  # type: ignore[attr-defined]
     describe: Callable[[object], str] = lambda settings: ""
+    user: Callable[[object], str] = lambda settings: getattr(settings, "user", "")
+
+
+def _umask(text: str) -> int:
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal umask: {text!r}") from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"umask out of range: {text!r}")
+    return value
 
 
 def parse_args(role: str, argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"cadent-{role}", description=f"cadent {role} daemon")
-    parser.add_argument("action", nargs="?", default="start", choices=("start", "stop", "status"))
-    parser.add_argument("--config", help="carbon-style config file (carbon.conf)")
-    parser.add_argument("--instance", default=None, help="instance name; reads [%s:INSTANCE] too" % role)
-    parser.add_argument("--debug", action="store_true", help="run in the foreground, log debug to stdout")
-    parser.add_argument("--nodaemon", action="store_true", help="run in the foreground")
-    parser.add_argument("--pidfile", help="pid file path (default: PID_DIR/cadent-%s-INSTANCE.pid)" % role)
-    parser.add_argument("--logdir", help="log directory (default: LOG_DIR from the config)")
-    parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
-    parser.add_argument("--test", action="store_true",
-                        help="read metric names on stdin, print the routing decisions, exit")
-    return parser.parse_args(argv)
+    parser.set_defaults(role=role)
+    add = parser.add_argument
+    add("action", nargs="?", default="start", choices=("start", "stop", "status"))
+    add("--config", "-c", help="carbon-style config file (carbon.conf)")
+    add("--instance", default=None, help="instance name; reads [%s:INSTANCE] too" % role)
+    add("--debug", "-b", action="store_true", help="run in the foreground, log debug to stdout")
+    add("--nodaemon", "-n", action="store_true", help="run in the foreground")
+    add("--pidfile", help="pid file path (default: PID_DIR/cadent-%s-INSTANCE.pid)" % role)
+    add("--logdir", help="log directory (default: LOG_DIR from the config)")
+    add("--logfile", "-l", help="write the console log to this file instead ('-': stdout)")
+    add("--syslog", action="store_true", help="log to the local syslog (/dev/log)")
+    add("--umask", type=_umask, default=None,
+        help="octal umask for every file created (default 022, as carbon)")
+    add("--rundir", "-d", help="working directory of the daemon (default /)")
+    add("--whitelist", help="whitelist file (default CONF_DIR/whitelist.conf)")
+    add("--blacklist", help="blacklist file (default CONF_DIR/blacklist.conf)")
+    add("--rules", help="relay: relay-rules file; aggregator: aggregation-rules file")
+    add("--rewrite-rules", help="rewrite-rules file (default CONF_DIR/rewrite-rules.conf)")
+    add("--aggregation-rules", help="aggregation-rules file (relay; aggregator: --rules)")
+    for flag in IGNORED_VALUE_FLAGS:
+        add(f"--{flag}", help=argparse.SUPPRESS)
+    add("-r", dest="reactor", help=argparse.SUPPRESS)
+    add("-p", dest="profile", help=argparse.SUPPRESS)
+    add("-u", dest="uid", help=argparse.SUPPRESS)
+    add("-g", dest="gid", help=argparse.SUPPRESS)
+    add("-y", dest="python", help=argparse.SUPPRESS)
+    add("-f", dest="file", help=argparse.SUPPRESS)
+    add("-s", dest="source", help=argparse.SUPPRESS)
+    for flag in IGNORED_SWITCHES:
+        add(f"--{flag}", action="store_true", help=argparse.SUPPRESS)
+    add("-o", dest="no_save", action="store_true", help=argparse.SUPPRESS)
+    add("-e", dest="encrypted", action="store_true", help=argparse.SUPPRESS)
+    add("--check-config", action="store_true", help="validate the configuration and exit")
+    add("--test", action="store_true",
+        help="read metric names on stdin, print the routing decisions, exit")
+    args = parser.parse_args(argv)
+    for option in PATH_OPTIONS:  # a daemon runs in / (or --rundir): fix them to the caller's cwd
+        value = getattr(args, option)
+        if value and value != "-":
+            setattr(args, option, os.path.abspath(value))
+    return args
+
+
+def warn_ignored_flags(args: argparse.Namespace) -> list[str]:
+    """Log (and return) the accepted flags that have no effect in cadent."""
+    given = [flag for flag in IGNORED_VALUE_FLAGS if getattr(args, flag) is not None]
+    given += [flag for flag in IGNORED_SWITCHES if getattr(args, flag)]
+    names = ", ".join("--" + flag.replace("_", "-") if flag != "no_save" else "--no_save"
+                      for flag in given)
+    if given:
+        log.warning("ignoring %s: accepted for compatibility with carbon, no effect in cadent",
+                    names)
+    if args.rules and args.role not in ("relay", "aggregator"):
+        log.warning("ignoring --rules: cadent-%s reads no rules file", args.role)
+    return given
+
+
+_RULES_FILE = {"relay": "relay-rules", "aggregator": "aggregation-rules"}
 
 
 def path_overrides(args: argparse.Namespace) -> dict[str, str]:
-    """The config paths given on the command line (``pidfile``, ``logdir``)."""
-    return {key: value for key, value in (("pidfile", args.pidfile), ("logdir", args.logdir)) if value}
-
-
-def setup_logging(args: argparse.Namespace, log_dir: str | None) -> None:
-    level = logging.DEBUG if args.debug else logging.INFO
-    fmt = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
-    root = logging.getLogger()
-    root.handlers.clear()
-    if log_dir and not (args.debug or args.nodaemon):
-        os.makedirs(log_dir, exist_ok=True)
-        handler: logging.Handler = logging.handlers.WatchedFileHandler(os.path.join(log_dir, "console.log"))
-        oplog.to_files(log_dir)
-    else:
-        handler = logging.StreamHandler(sys.stdout if args.debug or args.nodaemon else sys.stderr)
-        oplog.to_console()
-    handler.setFormatter(logging.Formatter(fmt))
-    root.addHandler(handler)
-    root.setLevel(level)
+    """The config paths given on the command line, as read_carbon_conf's override keys
+    (``pidfile``, ``logdir``, ``whitelist``, ``blacklist``, ``relay-rules``, ...)."""
+    given = {"pidfile": args.pidfile, "logdir": args.logdir, "whitelist": args.whitelist,
+             "blacklist": args.blacklist, "rewrite-rules": args.rewrite_rules,
+             "aggregation-rules": args.aggregation_rules}
+    if args.rules and args.role in _RULES_FILE:
+        given[_RULES_FILE[args.role]] = args.rules
+    return {key: value for key, value in given.items() if value}
 
 
 def read_pid(pidfile: str) -> int | None:
@@ -115,20 +183,6 @@ def remove_pidfile(pidfile: str) -> None:
             os.unlink(pidfile)
         except OSError:
             pass
-
-
-def daemonize() -> None:
-    """Detach from the terminal: double fork, new session, stdio to /dev/null."""
-    if os.fork():
-        os._exit(0)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    os.chdir("/")
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
 
 
 def do_stop(name: str, pidfile: str, timeout_s: float = 120.0) -> int:
@@ -166,13 +220,49 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-def run_service(role: Role, settings: object) -> int:
-    """Run the service in this process until SIGTERM/SIGINT; SIGHUP reloads."""
+def describe_failure(exc: BaseException) -> str:
+    """One line saying why start-up failed."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else None
+        return f"{where}: {exc.strerror}" if where else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def start_service(role: Role, settings: object, after_bind: Callable[[], None]) -> Service:
+    """Build the service (which binds its ports), run ``after_bind`` (switch user, open the
+    logs), start it; StartupError with the reason when any step fails."""
+    from cadent.compat.errors import ConfigError
+
+    service = None
+    try:
+        service = role.build_service(settings)
+        after_bind()
+        service.start()
+        return service
+    except Exception as exc:
+        log.debug("start-up failed", exc_info=True)
+        if service is not None:
+            try:
+                service.stop()
+            except Exception:
+                log.debug("stopping the half-started service failed", exc_info=True)
+        if isinstance(exc, StartupError):
+            raise
+        if isinstance(exc, (OSError, ConfigError)):
+            raise StartupError(describe_failure(exc)) from exc
+        raise StartupError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def run_service(role: Role, settings: object, report: StartupReport | None = None,
+                after_bind: Callable[[], None] = lambda: None) -> int:
+    """Run the service in this process until SIGTERM/SIGINT; SIGHUP reloads. Reports ready
+    (or why not) on ``report``; EXIT_STARTUP_FAILED when it could not start."""
     import gevent
     from gevent.event import Event
 
+    report = report or StartupReport(f"cadent-{role.name}")
     done = Event()
-    service = role.build_service(settings)
+    service: Service | None = None
 
     def on_term() -> None:
         log.info("shutdown requested")
@@ -180,6 +270,8 @@ def run_service(role: Role, settings: object) -> int:
 
     def on_hup() -> None:
         log.info("reload requested")
+        if service is None:
+            return
         try:
             service.reload()
         except Exception:
@@ -188,16 +280,32 @@ def run_service(role: Role, settings: object) -> int:
     gevent.signal_handler(signal.SIGTERM, on_term)
     gevent.signal_handler(signal.SIGINT, on_term)
     gevent.signal_handler(signal.SIGHUP, on_hup)
-    service.start()
+    try:
+        service = start_service(role, settings, after_bind)
+    except StartupError as exc:
+        if report.fd is not None:
+            log.error("cannot start: %s", exc)
+        report.failed(str(exc))
+        return EXIT_STARTUP_FAILED
+    report.ready()
     tune_gc()
     done.wait()
     clean = service.stop()
-    log.info("stopped%s", "" if clean else " with undelivered data (see above)")
-    return 0
+    if clean:
+        log.info("stopped")
+        return 0
+    log.error("stopped with data it could neither deliver nor spool (see above); exit status 1")
+    return 1
 
 
-def run_workers(role: Role, settings: object, count: int) -> int:
-    """Fork ``count`` workers that each run the service on SO_REUSEPORT sockets; supervise them."""
+def run_workers(role: Role, settings: object, count: int, report: StartupReport,
+                run_as: RunAs | None) -> int:
+    """Fork ``count`` workers that each run the service on SO_REUSEPORT sockets; supervise them.
+
+    Each worker binds its ports, switches to ``run_as`` and reports on ``report``; the
+    supervisor stays as it was started so it can start a worker again. A worker that fails to
+    start stops them all.
+    """
     children: dict[int, int] = {}
     stopping = False
 
@@ -209,7 +317,7 @@ def run_workers(role: Role, settings: object, count: int) -> int:
             os.environ["CADENT_WORKER"] = str(index)
             code = 1
             try:
-                code = run_service(role, settings)
+                code = run_service(role, settings, report, lambda: drop_privileges(run_as))
             except Exception:
                 log.exception("worker %d failed", index)
             finally:
@@ -228,6 +336,7 @@ def run_workers(role: Role, settings: object, count: int) -> int:
 
     for index in range(count):
         spawn(index)
+    report.close()  # the workers hold the pipe now; one started later reports nowhere
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     import gevent.os as gos
@@ -240,13 +349,26 @@ def run_workers(role: Role, settings: object, count: int) -> int:
         index = children.pop(pid, None)
         if index is None:
             continue
-        if os.waitstatus_to_exitcode(code) != 0:
+        exit_code = os.waitstatus_to_exitcode(code)
+        if exit_code != 0:
             status = 1
-        if not stopping:
+        if exit_code == EXIT_STARTUP_FAILED and not stopping:
+            log.error("worker %d could not start; stopping every worker", index)
+            forward(signal.SIGTERM, None)
+        elif not stopping:
             log.error("worker %d (pid %d) exited unexpectedly; restarting it", index, pid)
             time.sleep(1)
             spawn(index)
     return status
+
+
+def log_destination(args: argparse.Namespace, log_dir: str) -> str:
+    """Where the daemon's console log goes, for messages that point the operator there."""
+    if args.syslog:
+        return "syslog"
+    if args.logfile:
+        return args.logfile
+    return os.path.join(log_dir, "console.log")
 
 
 def main_for(role: Role, argv: list[str] | None = None) -> int:
@@ -257,7 +379,12 @@ def main_for(role: Role, argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from cadent.compat.errors import ConfigError
 
-    name = f"{program} (instance {args.instance or 'a'})"
+    if args.action == "start" and not (args.debug or args.nodaemon or args.check_config
+                                       or args.test):
+        hold_records()
+    warn_ignored_flags(args)
+    instance = args.instance or "a"
+    name = f"{program} (instance {instance})"
     if args.action in ("stop", "status") and args.pidfile:
         # Stopping must not depend on a config that may have been broken since the start.
         return (do_stop if args.action == "stop" else do_status)(name, args.pidfile)
@@ -272,6 +399,11 @@ def main_for(role: Role, argv: list[str] | None = None) -> int:
     pidfile = args.pidfile or role.pidfile(settings)
 
     if args.check_config:
+        try:
+            resolve_user(role.user(settings), switching=False)
+        except StartupError as exc:
+            print(f"{program}: configuration error: {exc}", file=sys.stderr)
+            return 1
         print(f"{program}: configuration OK {role.describe(settings)}".rstrip())
         return 0
     if args.test:
@@ -288,16 +420,66 @@ def main_for(role: Role, argv: list[str] | None = None) -> int:
     if pid is not None and pid != os.getpid() and pid_alive(pid):
         print(f"{name} is already running with pid {pid}", file=sys.stderr)
         return 1
-    foreground = args.debug or args.nodaemon
-    if not foreground:
-        daemonize()
-    setup_logging(args, args.logdir or role.log_dir(settings))
-    write_pidfile(pidfile)
+    return start(role, settings, args, pidfile)
+
+
+def start(role: Role, settings: object, args: argparse.Namespace, pidfile: str) -> int:
+    """``start``: daemonise (unless in the foreground), then pidfile → bind → USER → logs →
+    serve, in carbon's order. 0 once stopped; 1 when it could not start."""
+    program = f"cadent-{role.name}"
+    report = StartupReport(program)
     try:
-        count = role.workers(settings)
+        run_as = resolve_user(role.user(settings))
+    except StartupError as exc:
+        report.failed(str(exc))
+        return 1
+    os.umask(DEFAULT_UMASK if args.umask is None else args.umask)
+    count = role.workers(settings)
+    log_dir = args.logdir or role.log_dir(settings)
+    ident = f"{program}-{args.instance or 'a'}"
+    if not (args.debug or args.nodaemon):
+        report = daemonize(program, count, log_destination(args, log_dir))
+        drop_console()
+    try:
+        if args.rundir:
+            os.chdir(args.rundir)
+        make_dir_for(os.path.dirname(os.path.abspath(pidfile)), run_as)
+        write_pidfile(pidfile)
+    except OSError as exc:
+        report.failed(f"cannot write the pidfile: {describe_failure(exc)}")
+        return 1
+
+    def make_log_dir() -> None:
+        """As root, so the directory can be created where only root may and handed over."""
+        if not (args.debug or args.nodaemon or args.syslog):
+            try:
+                make_dir_for(log_dir, run_as)
+            except OSError as exc:
+                raise StartupError(f"cannot create the log directory: "
+                                   f"{describe_failure(exc)}") from exc
+
+    def open_logs() -> list[str]:
+        try:
+            return setup_logging(args, log_dir, ident)
+        except OSError as exc:
+            raise StartupError(f"cannot open the logs: {describe_failure(exc)}") from exc
+
+    try:
         if count > 1:
+            try:
+                make_log_dir()
+                hand_over(open_logs(), run_as)
+            except (StartupError, OSError) as exc:
+                report.failed(str(exc))
+                return 1
             log.info("starting %d workers", count)
-            return run_workers(role, settings, count)
-        return run_service(role, settings)
+            return run_workers(role, settings, count, report, run_as)
+
+        def after_bind() -> None:
+            make_log_dir()
+            drop_privileges(run_as)
+            open_logs()
+
+        return 1 if run_service(role, settings, report, after_bind) else 0
     finally:
         remove_pidfile(pidfile)

@@ -214,6 +214,66 @@ def test_missing_or_malformed_file(tmp_path):
     assert err.value.line == 2
 
 
+def test_graphite_root_defaults_to_carbons_opt_graphite(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.delenv("GRAPHITE_ROOT")
+    s = read_carbon_conf(write(tmp_path, "[cache]\n"), "cache")
+    assert s.graphite_root == "/opt/graphite"
+    assert s.STORAGE_DIR == "/opt/graphite/storage"
+    assert s.LOCAL_DATA_DIR == "/opt/graphite/storage/whisper"
+    assert s.log_dir == "/opt/graphite/storage/log/cadent-cache/cadent-cache-a"
+    assert not s.LOCAL_DATA_DIR.startswith(sys.prefix)
+    assert read_carbon_conf(None, "relay").CONF_DIR == "/opt/graphite/conf"
+    monkeypatch.setenv("GRAPHITE_STORAGE_DIR", str(tmp_path / "st"))
+    assert read_carbon_conf(None, "cache").PID_DIR == str(tmp_path / "st")
+
+
+def test_misspelt_own_section_is_an_error(tmp_path):
+    path = write(tmp_path, "# cache\n[cahce]\nMAX_CACHE_SIZE = 5\n")
+    with pytest.raises(ConfigError) as err:
+        read_carbon_conf(path, "cache")
+    assert err.value.line == 2
+    assert "unknown section [cahce]; did you mean [cache]?" in str(err.value)
+    # Another role reading the same file is only warned (the section is not its own).
+    assert read_carbon_conf(path, "relay").MAX_QUEUE_SIZE == 10000
+
+
+def test_misspelt_section_warns_with_closest(tmp_path, caplog):
+    path = write(tmp_path, "[cache]\n[cahce:b]\nA = 1\n[DEFAULT]\n[aggregator-cache]\n[zzz]\n")
+    with caplog.at_level(logging.WARNING, logger="cadent.compat.carbon_conf"):
+        read_carbon_conf(path, "cache")
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert messages == [f"{path}:2: unknown section [cahce:b] (did you mean [cache:b]?); "
+                        "its settings are ignored",
+                        f"{path}:6: unknown section [zzz]; its settings are ignored"]
+
+
+def test_config_error_without_a_line_names_file_and_key(tmp_path):
+    from cadent.compat.cache_settings import cache_config
+    from cadent.compat.relay_settings import load_relay_settings
+
+    assert str(ConfigError("f.conf", 0, "bad", key="K")) == "f.conf: K: bad"
+    assert str(ConfigError("f.conf", 3, "bad", key="K")) == "f.conf:3: K: bad"
+    assert str(ConfigError("f.conf", 0, "cannot read")) == "f.conf: cannot read"
+
+    path = write(tmp_path, "[relay]\nRELAY_METHOD = consistent-hashing\n")
+    with pytest.raises(ConfigError) as err:
+        load_relay_settings(path)
+    assert str(err.value) == f"{path}: DESTINATIONS: empty: the relay has nowhere to send"
+    with pytest.raises(ConfigError) as err:
+        read_carbon_conf(path, "relay", overrides={"MAX_QUEUE_SIZE": "x"})
+    assert str(err.value).startswith("<overrides>: MAX_QUEUE_SIZE: expected a number")
+    with pytest.raises(ConfigError) as err:
+        read_carbon_conf(str(tmp_path / "missing.conf"), "relay")
+    assert ":0:" not in str(err.value)
+
+    path = write(tmp_path, "[cache]\n\nCACHE_WRITE_STRATEGY = fastest\n")
+    with pytest.raises(ConfigError) as err:
+        cache_config(read_carbon_conf(path, "cache"))
+    assert str(err.value).startswith(f"{path}:3: CACHE_WRITE_STRATEGY: must be one of")
+
+
 def test_unknown_role():
     with pytest.raises(ValueError):
         read_carbon_conf(None, "nonsense")
