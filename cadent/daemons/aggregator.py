@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import replace
 from typing import TextIO
 
 from cadent.compat.aggregator_settings import (
@@ -23,6 +24,7 @@ from cadent.compat.aggregator_settings import (
 )
 from cadent.compat.daemon_settings import metric_filter
 from cadent.compat.errors import ConfigError
+from cadent.compat.spool_settings import spool_config
 from cadent.core.aggregate.aggregator import Aggregator
 from cadent.core.aggregate.pipeline import AggregatorPipeline
 from cadent.core.filewatch import FileWatcher
@@ -56,7 +58,8 @@ class AggregatorService:
         self.flow = FlowControl()
         self.stats = Stats()
         ProcessGauges().install(self.stats)
-        self.output = RoutedOutput.from_config(settings.router, settings.output,
+        output = replace(settings.output, spool=spool_config(settings.conf))
+        self.output = RoutedOutput.from_config(settings.router, output,
                                                flow=self.flow, stats=self.stats)
         self.pipeline = build_pipeline(settings)
         self.aggregator = self.pipeline.aggregator
@@ -66,7 +69,7 @@ class AggregatorService:
         self.inputs = Inputs(settings.receivers, self.ingest, flow=self.flow, stats=self.stats)
         sm = settings.self_metrics
         self.reporter = SelfMetricsReporter(
-            self.stats, self.output.send, prefix=sm.prefix, kind="aggregator",
+            self.stats, self.output.send_self_metrics, prefix=sm.prefix, kind="aggregator",
             instance=sm.instance, interval_s=sm.interval_s)
         self._rule_files = settings.rule_files
         filter_files = (settings.conf.whitelist, settings.conf.blacklist) if settings.conf.USE_WHITELIST else ()

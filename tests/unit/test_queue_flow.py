@@ -71,3 +71,26 @@ def test_stalled_queue_releases_receivers_and_drops_until_drained():
     queue.take(8)                               # 4 left <= low watermark 5
     assert not queue.stalled
     assert queue.put(points(3, 100)) == 0
+
+
+def test_diverted_queue_hands_everything_to_the_overflow_in_order_and_releases_receivers():
+    flow = FlowControl()
+    queue = PointQueue("d", 100, low_watermark_pct=0.5, flow=flow)
+    queue.put(points(60))
+    queue.put(points(60, start=60))
+    assert not flow.is_open
+    taken = []
+
+    def overflow(batch):
+        room = 150 - sum(len(b) for b in taken)
+        taken.append(batch[:room])
+        return len(batch) - len(batch[:room])
+
+    assert queue.divert(overflow) == 0
+    assert flow.is_open and queue.diverted and len(queue) == 0
+    assert queue.put(points(50, start=120)) == 20          # the overflow refused 20
+    queue.put_front(points(1, start=500))                   # a failed send: after the rest
+    assert [p for b in taken for p in b] == points(150)
+    assert queue.dropped == 21
+    queue.undivert()
+    assert queue.put(points(10, start=200)) == 0 and len(queue) == 10

@@ -14,6 +14,11 @@ drop, and count every point they drop:
   reaching the low watermark (typically a destination that is down). The queue then
   releases the receivers so the other destinations keep flowing, and drops what it cannot
   hold until it drains again.
+
+A queue with a disk spool is instead *diverted* (:meth:`PointQueue.divert`): what it holds and
+every later put go to the spool's ``append`` in order, the receivers are released, and only
+points the spool refuses (full) are dropped and counted. :meth:`PointQueue.undivert` returns
+to memory once the spool has been replayed.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from typing import Callable
 
 from gevent.event import Event
 
@@ -57,6 +63,7 @@ class PointQueue:
         self._emptied.set()
         self._full_since: float | None = None
         self.stalled = False
+        self._overflow: Callable[[Batch], int] | None = None
         self.dropped = 0
         self.max_seen = 0
 
@@ -71,6 +78,10 @@ class PointQueue:
         """Append ``batch``, taking ownership of the list; returns how many points were dropped."""
         if not batch:
             return 0
+        if self._overflow is not None:
+            dropped = self._overflow(batch)
+            self.dropped += dropped
+            return dropped
         room = self.max_points - self._size
         dropped = 0
         if (droppable or self.stalled) and len(batch) > room:
@@ -94,8 +105,13 @@ class PointQueue:
         return dropped
 
     def put_front(self, batch: Batch) -> None:
-        """Return points a consumer took but could not deliver, ahead of everything else."""
+        """Return points a consumer took but could not deliver, ahead of everything else.
+
+        While diverted they go to the spool, after what it already holds."""
         if not batch:
+            return
+        if self._overflow is not None:
+            self.dropped += self._overflow(batch)
             return
         self._chunks.appendleft(batch)
         self._size += len(batch)
@@ -143,6 +159,37 @@ class PointQueue:
             if self._flow is not None:
                 self._flow.resume(self._reason)
         return self.stalled
+
+    @property
+    def diverted(self) -> bool:
+        """True while puts go to a spool instead of memory."""
+        return self._overflow is not None
+
+    def full_for(self) -> float:
+        """Seconds the queue has been full without reaching its low watermark (0 if not)."""
+        return 0.0 if self._full_since is None else time.monotonic() - self._full_since
+
+    def divert(self, overflow: Callable[[Batch], int]) -> int:
+        """Send what is queued, then every later put, to ``overflow``; release the receivers.
+
+        ``overflow(batch)`` returns how many points it refused; the total is returned."""
+        self._overflow = overflow
+        dropped = 0
+        while self._chunks:
+            dropped += overflow(self._chunks.popleft())
+        self.dropped += dropped
+        self._size = 0
+        self._not_empty.clear()
+        self._emptied.set()
+        self._full_since = None
+        self.stalled = False
+        if self._flow is not None:
+            self._flow.resume(self._reason)
+        return dropped
+
+    def undivert(self) -> None:
+        """Queue in memory again."""
+        self._overflow = None
 
     def wait_not_empty(self, timeout: float | None = None) -> bool:
         return self._not_empty.wait(timeout)

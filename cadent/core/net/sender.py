@@ -7,6 +7,15 @@ send goes back to the head of the queue and is sent again after reconnecting, so
 restart costs no datapoints (a point may arrive twice if the failure came after the peer had
 read it). Reconnects back off exponentially from ``backoff_min_s`` to ``backoff_max_s``.
 
+With a :class:`~cadent.core.spool.Spool` the sender *diverts* its queue to disk (what is
+queued, then every new point) when the destination has been unreachable for ``spool_after_s``,
+when its queue has stayed full for ``spool_after_s``, or at once when the queue fills while the
+destination is unreachable. The receivers are released, so other destinations keep flowing.
+Once connected, the sender replays the spool oldest first and returns to the memory queue when
+the spool is empty: every point reaches the destination in the order it was queued, spooled
+points before newer ones. Points are dropped only when the spool is full; drops are counted
+(``fullQueueDrops``) and logged with their count at most once a minute.
+
 What can still be lost: bytes already handed to the kernel when the peer dies without
 closing (a crash or a network cut) — TCP gives no acknowledgement to the application.
 """
@@ -19,14 +28,17 @@ import time
 from typing import Callable
 
 import gevent
+from gevent import GreenletExit
 from gevent import socket as gsocket
 from gevent.monkey import get_original
 
 from cadent.core.buffer.queue import PointQueue
 from cadent.core.encode.pickle import encode_pickle
 from cadent.core.encode.plaintext import encode_lines
+from cadent.core.lograte import LogLimiter
 from cadent.core.point import Batch
 from cadent.core.route.destination import Destination
+from cadent.core.spool import Spool
 from cadent.core.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -34,6 +46,8 @@ log = logging.getLogger(__name__)
 _poll_select = get_original("select", "select")
 ENCODERS: dict[str, Callable[[Batch], bytes]] = {"pickle": encode_pickle, "line": encode_lines}
 MESSAGES_PER_WRITE = 8
+WATCH_INTERVAL_S = 0.2
+DROP_LOG_INTERVAL_S = 60.0
 
 
 class DestinationSender:
@@ -51,6 +65,8 @@ class DestinationSender:
         backoff_min_s: float = 0.5,
         backoff_max_s: float = 5.0,
         tcp_keepalive: bool = True,
+        spool: Spool | None = None,
+        spool_after_s: float = 2.0,
     ) -> None:
         # A callable is the encoder itself (e.g. statsd's pre-formatted lines).
         if not callable(protocol) and protocol not in ENCODERS:
@@ -67,13 +83,35 @@ class DestinationSender:
         self.tcp_keepalive = tcp_keepalive
         self.prefix = f"destinations.{destination.metric_key}."
         self._sock: gsocket.socket | None = None
+        self.spool = spool
+        self.spool_after_s = spool_after_s
+        self._drop_log = LogLimiter(DROP_LOG_INTERVAL_S)
         self._greenlet: gevent.Greenlet | None = None
+        self._watcher: gevent.Greenlet | None = None
         self._stopping = False
         self._in_flight = 0
+        self._backoff = backoff_min_s
+        self._down_since: float | None = None
 
     @property
     def connected(self) -> bool:
         return self._sock is not None
+
+    @property
+    def live(self) -> bool:
+        """Connected and sending from memory (not spooling)."""
+        return self._sock is not None and not self.queue.diverted
+
+    def count_drops(self, count: int, why: str) -> None:
+        """Count ``count`` datapoints dropped for this destination; log the count (the first
+        drop at once, then at most once a minute with every drop since the previous line)."""
+        if not count:
+            return
+        self.stats.incr(self.prefix + "fullQueueDrops", count)
+        logged = self._drop_log.ready(count)
+        if logged:
+            log.error("%d datapoints for %s dropped since the previous report (%s)",
+                      logged, self.destination, why)
 
     @property
     def pending(self) -> int:
@@ -81,8 +119,40 @@ class DestinationSender:
         return len(self.queue) + self._in_flight
 
     def start(self) -> None:
+        """Open the spool (recovering a previous run's, which is then replayed first) and
+        start sending; an unusable spool directory raises OSError."""
+        if self.spool is not None and not self.spool.opened:
+            self.spool.open()
+            if not self.spool.empty:
+                self._divert("has a spool from a previous run")
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._run)
+        if self._watcher is None:
+            self._watcher = gevent.spawn(self._watch)
+
+    def _watch(self) -> None:
+        """Decide about spooling (or stalling) even while the sender is blocked in a send."""
+        while True:
+            gevent.sleep(WATCH_INTERVAL_S)
+            self._check_queue()
+
+    def _check_queue(self) -> None:
+        queue = self.queue
+        if self.spool is None:
+            queue.check_stall()
+            return
+        if queue.diverted or not self.spool.opened:
+            return
+        full_for = queue.full_for()
+        down = self._down_since is not None
+        if full_for >= self.spool_after_s or (down and queue.is_full) or (
+                down and len(queue) and time.monotonic() - self._down_since >= self.spool_after_s):
+            self._divert("unreachable" if down else f"queue full for {full_for:.1f}s")
+
+    def _divert(self, why: str) -> None:
+        held = len(self.queue)
+        log.warning("%s %s: spooling its points to disk (%d queued)", self.destination, why, held)
+        self.count_drops(self.queue.divert(self.spool.append), "spool full")
 
     def _connect(self) -> gsocket.socket | None:
         host, port = self.destination.host, self.destination.port
@@ -118,62 +188,143 @@ class DestinationSender:
             finally:
                 self._sock = None
 
+    def _ensure_connected(self) -> bool:
+        """A usable connection, or False after a failed attempt and its backoff sleep."""
+        if self._sock is not None and not self._peer_closed(self._sock):
+            return True
+        self._close()
+        self._sock = self._connect()
+        if self._sock is None:
+            self._failed()
+            return False
+        self._down_since = None
+        self._backoff = self.backoff_min_s
+        return True
+
+    def _failed(self) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        self._check_queue()
+        gevent.sleep(self._backoff)
+        self._backoff = min(self._backoff * 2, self.backoff_max_s)
+
     def _run(self) -> None:
-        backoff = self.backoff_min_s
-        queue, stats, prefix = self.queue, self.stats, self.prefix
+        queue = self.queue
         while True:
+            if queue.diverted:
+                if self._ensure_connected():
+                    self._replay()
+                continue
             if not queue.wait_not_empty(timeout=1.0):
-                queue.check_stall()
+                self._check_queue()
                 if self._stopping:
                     return
                 continue
-            queue.check_stall()
-            if self._sock is None or self._peer_closed(self._sock):
-                self._close()
-                self._sock = self._connect()
-                if self._sock is None:
-                    gevent.sleep(backoff)
-                    backoff = min(backoff * 2, self.backoff_max_s)
-                    continue
-                backoff = self.backoff_min_s
-            messages: list[Batch] = []
-            for _ in range(MESSAGES_PER_WRITE):
-                chunk = queue.take(self.batch_points)
-                if not chunk:
-                    break
-                messages.append(chunk)
-            count = sum(len(m) for m in messages)
-            self._in_flight = count
-            try:
-                payload = b"".join([self.encode(m) for m in messages])
-                self._sock.sendall(payload)
-            except OSError as exc:
-                log.warning("send to %s failed (%s); %d datapoints requeued", self.destination, exc, count)
-                for message in reversed(messages):
-                    queue.put_front(message)
-                self._close()
-                gevent.sleep(backoff)
-                backoff = min(backoff * 2, self.backoff_max_s)
-                continue
-            except Exception:
-                log.exception("cannot encode a message for %s; %d datapoints dropped", self.destination, count)
-                stats.incr(prefix + "encodeErrors", count)
-                continue
-            finally:
-                self._in_flight = 0
-            stats.incr(prefix + "sent", count)
-            stats.incr(prefix + "batchesSent", len(messages))
+            self._check_queue()
+            if not queue.diverted and self._ensure_connected():
+                self._send_queued()
 
-    def stop(self, drain_timeout_s: float) -> int:
-        """Deliver what is queued for up to ``drain_timeout_s``; returns datapoints left undelivered."""
-        self._stopping = True
-        deadline = time.monotonic() + drain_timeout_s
+    def _replay(self) -> None:
+        """Send the oldest spooled messages; back to memory when the spool is empty."""
+        spool = self.spool
+        token = spool.read(MESSAGES_PER_WRITE * self.batch_points * 64)
+        if token is None or not token.bodies:
+            if spool.empty:
+                self.queue.undivert()
+                log.info("spool for %s replayed; queueing in memory again", self.destination)
+            else:
+                spool.wait_readable(1.0)
+            return
+        try:
+            self._sock.sendall(b"".join(token.bodies))
+        except OSError as exc:
+            log.warning("replay to %s failed (%s); %d datapoints stay spooled",
+                        self.destination, exc, token.points)
+            self._close()
+            self._failed()
+            return
+        spool.commit(token)
+        self.stats.incr(self.prefix + "sent", token.points)
+        self.stats.incr(self.prefix + "batchesSent", len(token.bodies))
+
+    def _send_queued(self) -> None:
+        queue, stats, prefix = self.queue, self.stats, self.prefix
+        messages: list[Batch] = []
+        for _ in range(MESSAGES_PER_WRITE):
+            chunk = queue.take(self.batch_points)
+            if not chunk:
+                break
+            messages.append(chunk)
+        count = sum(len(m) for m in messages)
+        self._in_flight = count
+        try:
+            payload = b"".join([self.encode(m) for m in messages])
+            self._sock.sendall(payload)
+        except OSError as exc:
+            log.warning("send to %s failed (%s); %d datapoints requeued", self.destination, exc, count)
+            self._requeue(messages)
+            self._close()
+            self._failed()
+            return
+        except GreenletExit:
+            self._requeue(messages)
+            raise
+        except Exception:
+            log.exception("cannot encode a message for %s; %d datapoints dropped", self.destination, count)
+            stats.incr(prefix + "encodeErrors", count)
+            return
+        finally:
+            self._in_flight = 0
+        stats.incr(prefix + "sent", count)
+        stats.incr(prefix + "batchesSent", len(messages))
+
+    def _requeue(self, messages: list[Batch]) -> None:
+        for message in reversed(messages):
+            self.queue.put_front(message)
+
+    def _kill(self) -> None:
+        for greenlet in (self._greenlet, self._watcher):
+            if greenlet is not None:
+                greenlet.kill(block=True, timeout=1)
+        self._greenlet = self._watcher = None
+
+    def _drain(self, deadline: float) -> None:
         while self.pending and time.monotonic() < deadline:
             gevent.sleep(0.05)
-        left = self.pending
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=1)
-            self._greenlet = None
+
+    def stop(self, drain_timeout_s: float) -> int:
+        """Deliver what is queued for up to ``drain_timeout_s``; returns datapoints left undelivered.
+
+        With a spool, an unreachable destination gets one immediate connection attempt; if that
+        fails, or the time runs out, what is still queued goes to the spool (delivered by the
+        next start) and only what the spool refuses counts as left."""
+        self._stopping = True
+        deadline = time.monotonic() + drain_timeout_s
+        if self.spool is None:
+            self._drain(deadline)
+            left = self.pending
+        else:
+            if self.pending and not self.queue.diverted and self._sock is None:
+                self._kill()
+                self._sock = self._connect()
+                if self._sock is not None:
+                    self.start()
+            if self._sock is not None and not self.queue.diverted:
+                self._drain(deadline)
+            self._kill()
+            if self.pending:
+                self._divert("is shutting down")
+            left = self.spool.close(max(2.0, deadline - time.monotonic()))
+            if left:
+                self.count_drops(left, "spool could not be written before exit")
+            dropped = self.stats.totals.get(self.prefix + "fullQueueDrops", 0)
+            if dropped:
+                log.error("%d datapoints for %s were dropped since start", dropped, self.destination)
+            spooled = self.spool.points
+            if spooled:
+                log.warning("%d datapoints for %s stay in the spool for the next start",
+                            spooled, self.destination)
+        self._kill()
         self._close()
         self.queue.close()
         if left:
