@@ -16,7 +16,6 @@ from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
 from cadent.compat.daemon_settings import (DaemonPaths, OutputConfig, SelfMetricsConfig,
                                            metric_filter, output_config, receiver_config,
                                            self_metrics_config, whole_number)
-from cadent.compat.errors import ConfigError
 from cadent.compat.lists import MetricFilter
 from cadent.compat.relay_settings import build_relay_router
 from cadent.compat.rewrite_rules import RewriteRules, read_rewrite_rules
@@ -77,9 +76,8 @@ def load_aggregator_settings(path: str | None, instance: str | None = None,
     forced["RELAY_METHOD"] = FORCED_RELAY_METHOD
     conf = read_carbon_conf(path, "aggregator", instance, forced)
     if int(conf.WORKERS) != 1:
-        raise ConfigError(conf.path or "<defaults>", conf.lines.get("WORKERS", 0),
-                          "WORKERS must be 1 for the aggregator: several processes would each "
-                          "emit partial aggregates of the same outputs")
+        raise conf.error("WORKERS", "must be 1 for the aggregator: several processes would "
+                                    "each emit partial aggregates of the same outputs")
     wbf = conf.WRITE_BACK_FREQUENCY
     if wbf in (None, ""):
         write_back = None

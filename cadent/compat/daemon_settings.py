@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cadent.compat.carbon_conf import CarbonSettings
-from cadent.compat.errors import ConfigError
 from cadent.compat.lists import MetricFilter, read_pattern_list
+from cadent.compat.listen_settings import line_format_config, listen_config
 from cadent.core.net.inputs import ReceiverConfig
 from cadent.core.net.output import OutputConfig
 
@@ -29,9 +29,14 @@ class DaemonPaths:
     def log_dir(self) -> str:
         return self.conf.log_dir
 
+    @property
+    def user(self) -> str:
+        """carbon.conf's USER: the account to run as once the ports are bound ("" = stay)."""
+        return str(self.conf.USER or "")
+
 
 def whole_number(conf: CarbonSettings, key: str, least: int) -> int:
-    """Setting ``key`` as a whole number of at least ``least``; ConfigError (file:line) else."""
+    """Setting ``key`` as a whole number of at least ``least``; ConfigError (file, key) else."""
     value = conf[key]
     number = None
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -39,8 +44,7 @@ def whole_number(conf: CarbonSettings, key: str, least: int) -> int:
     elif isinstance(value, int) and not isinstance(value, bool):
         number = value
     if number is None or number < least:
-        raise ConfigError(conf.path or "<defaults>", conf.lines.get(key, 0),
-                          f"{key} must be a whole number of at least {least}, not {value!r}")
+        raise conf.error(key, f"must be a whole number of at least {least}, not {value!r}")
     return number
 
 
@@ -69,6 +73,9 @@ def receiver_config(conf: CarbonSettings, *, reuse_port: bool) -> ReceiverConfig
         idle_timeout_s=None if idle in (None, "", 0) else float(idle),
         min_timestamp_resolution=int(conf.MIN_TIMESTAMP_RESOLUTION or 0),
         reuse_port=reuse_port,
+        listen=listen_config(conf, shared=reuse_port),
+        line_format=line_format_config(conf),
+        http_max_body_bytes=whole_number(conf, "HTTP_MAX_BODY_BYTES", 1),
     )
 
 
@@ -82,7 +89,7 @@ def metric_filter(conf: CarbonSettings) -> MetricFilter | None:
 def output_config(conf: CarbonSettings) -> OutputConfig:
     protocol = conf.DESTINATION_PROTOCOL
     if protocol not in ("pickle", "line"):
-        raise ConfigError(conf.path, 0, f"DESTINATION_PROTOCOL must be pickle or line, not {protocol!r}")
+        raise conf.error("DESTINATION_PROTOCOL", f"must be pickle or line, not {protocol!r}")
     return OutputConfig(
         protocol=protocol,
         max_queue_points=int(conf.MAX_QUEUE_SIZE),

@@ -6,17 +6,17 @@ over a :class:`RelaySettings` holding the receiver config, the router and the ou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cadent.compat.aggregation_rules import read_aggregation_rules
 from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
 from cadent.compat.daemon_settings import (DaemonPaths, OutputConfig, SelfMetricsConfig,
                                            metric_filter, output_config, receiver_config,
                                            self_metrics_config, whole_number)
-from cadent.compat.errors import ConfigError
 from cadent.compat.lists import MetricFilter
-from cadent.compat.relay_rules import read_relay_rules
+from cadent.compat.relay_rules import check_rule_destinations, read_relay_rules
 from cadent.compat.rewrite_rules import RewriteRules, read_rewrite_rules
+from cadent.compat.spool_settings import spool_config
 from cadent.core.net.inputs import ReceiverConfig
 from cadent.core.route.destination import parse_destinations
 from cadent.core.route.routers import BaseRouter, build_router
@@ -53,10 +53,13 @@ def build_relay_router(conf: CarbonSettings) -> BaseRouter:
     try:
         destinations = parse_destinations(conf.DESTINATIONS)
     except ValueError as exc:
-        raise ConfigError(conf.path, 0, f"DESTINATIONS: {exc}") from None
+        raise conf.error("DESTINATIONS", str(exc)) from None
     if not destinations:
-        raise ConfigError(conf.path, 0, "DESTINATIONS is empty: the relay has nowhere to send")
-    relay_rules = read_relay_rules(conf.relay_rules) if method == "rules" else None
+        raise conf.error("DESTINATIONS", "empty: the relay has nowhere to send")
+    relay_rules = None
+    if method == "rules":
+        relay_rules = read_relay_rules(conf.relay_rules)
+        check_rule_destinations(relay_rules, destinations, conf.relay_rules)
     aggregation_rules = None
     if method in ("aggregated-consistent-hashing", "fast-aggregated-hashing"):
         aggregation_rules = read_aggregation_rules(conf.aggregation_rules, missing_ok=True)
@@ -71,7 +74,7 @@ def build_relay_router(conf: CarbonSettings) -> BaseRouter:
             aggregation_rules=aggregation_rules,
         )
     except ValueError as exc:
-        raise ConfigError(conf.path, 0, str(exc)) from None
+        raise conf.error(None, str(exc)) from None  # the message names the setting
 
 
 def load_relay_settings(path: str | None, instance: str | None = None,
@@ -86,7 +89,7 @@ def load_relay_settings(path: str | None, instance: str | None = None,
         conf=conf,
         receivers=receiver_config(conf, reuse_port=workers > 1),
         router=build_relay_router(conf),
-        output=output_config(conf),
+        output=replace(output_config(conf), spool=spool_config(conf)),
         metric_filter=metric_filter(conf),
         rewrite_rules=relay_rewrite_rules(conf),
         self_metrics=self_metrics_config(conf),

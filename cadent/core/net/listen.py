@@ -1,10 +1,13 @@
-"""Listening sockets (shareable by worker processes with SO_REUSEPORT) and the TCP server and
-UDP reader every receiver is built on."""
+"""Listening sockets (TCP/UDP shareable by worker processes with SO_REUSEPORT, unix stream
+sockets) and the stream server and UDP reader every receiver is built on."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import socket
+import stat
 from typing import Callable
 
 import gevent
@@ -26,10 +29,56 @@ def bind_socket(host: str, port: int, kind: int, *, reuse_port: bool = False, ba
     return sock
 
 
+def bind_unix_socket(path: str, *, mode: int = 0o660, backlog: int = 1024) -> gsocket.socket:
+    """Bind and listen on a unix stream socket at ``path`` with permissions ``mode``.
+
+    A socket file left by a process that is gone (nothing accepts on it) is removed first;
+    a live one, or a file that is not a socket, is an OSError.
+    """
+    if os.path.lexists(path):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(path)  # stale: its listener is gone
+        else:
+            raise OSError(errno.EADDRINUSE, f"{path}: another process is listening on it")
+        finally:
+            probe.close()
+    sock = gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o777 & ~mode)  # no moment with wider permissions than asked
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"unix socket {path}: {exc.strerror}") from None
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, mode)
+    sock.listen(backlog)
+    return sock
+
+
+def socket_address(sock: socket.socket) -> tuple[str, int] | str:
+    """``(host, port)`` of an inet socket, the path of a unix one."""
+    name = sock.getsockname()
+    return name if isinstance(name, str) else name[:2]
+
+
+def describe_address(address: tuple[str, int] | str) -> str:
+    """``host:port`` or the unix socket path, for log lines."""
+    return address if isinstance(address, str) else f"{address[0]}:{address[1]}"
+
+
 class PooledTcpServer:
-    """A gevent StreamServer on a bound listener, one greenlet per connection from a bounded pool.
+    """A gevent StreamServer on a bound listener (TCP or unix), one greenlet per connection
+    from a bounded pool.
 
     Subclasses implement ``_handle(conn, address)`` and set ``description`` for the log line.
+    A unix socket file is removed when the server stops.
     """
 
     description = "tcp server"
@@ -37,23 +86,33 @@ class PooledTcpServer:
     def __init__(self, listener: socket.socket, max_connections: int | None = None) -> None:
         self.listener = listener
         self._pool = Pool(max_connections) if max_connections else Pool()
-        self._server = StreamServer(listener, self._handle, spawn=self._pool)
+        self._server = self._make_server(listener)
+
+    def _make_server(self, listener: socket.socket) -> StreamServer:
+        return StreamServer(listener, self._handle, spawn=self._pool)
 
     @property
-    def address(self) -> tuple[str, int]:
-        return self.listener.getsockname()[:2]
+    def address(self) -> tuple[str, int] | str:
+        return socket_address(self.listener)
 
     def _handle(self, conn: socket.socket, address: tuple) -> None:
         raise NotImplementedError
 
     def start(self) -> None:
         self._server.start()
-        logging.getLogger(type(self).__module__).info("%s on %s:%d", self.description, *self.address)
+        logging.getLogger(type(self).__module__).info(
+            "%s on %s", self.description, describe_address(self.address))
 
     def stop(self) -> None:
         """Stop accepting and end every connection's greenlet."""
+        path = self.address
         self._server.close()
         self._pool.kill(block=True, timeout=2)
+        if isinstance(path, str) and path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 # A socket that always has data never blocks, so the greenlet reading it would never let

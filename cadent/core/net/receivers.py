@@ -1,9 +1,10 @@
-"""gevent receivers: TCP line and pickle streams, UDP datagrams.
+"""gevent receivers: TCP (or unix socket) line and pickle streams, UDP datagrams, HTTP POSTs.
 
 Each read buffer is parsed into one Batch and handed to ``sink(batch, droppable)`` in a single
 call. TCP receivers wait on the shared :class:`FlowControl` gate before every read, so a full
 queue downstream stops the reading and the kernel pushes back on the client. UDP cannot be
-slowed down: its batches are marked droppable and queues count what they cannot hold.
+slowed down: its batches are marked droppable and queues count what they cannot hold. The HTTP
+receiver answers 503 while the gate is closed, so its clients retry later.
 
 Parsers are per connection (they keep the partial tail of the stream) and expose counters of
 what they rejected as integer attributes named in ``parser.COUNTERS``; receivers move those
@@ -17,9 +18,10 @@ import socket
 from typing import Callable, Protocol
 
 import gevent
+from gevent.server import StreamServer
 
 from cadent.core.flow import FlowControl
-from cadent.core.net.listen import YIELD_EVERY_READS, DatagramReader, PooledTcpServer
+from cadent.core.net.listen import YIELD_EVERY_READS, DatagramReader, PooledTcpServer, describe_address
 from cadent.core.point import Batch
 from cadent.core.stats import Stats
 
@@ -87,8 +89,10 @@ class TcpReceiver(PooledTcpServer):
         self.connections = connections or ConnectionCounter()
         self.idle_timeout_s = idle_timeout_s
 
-    def _handle(self, conn: socket.socket, address: tuple) -> None:
-        parser = self.parser_factory(peer=f"{address[0]}:{address[1]}")
+    def _handle(self, conn: socket.socket, address: tuple | str) -> None:
+        # a unix socket's peer has no address: name the socket instead
+        peer = address[0] if address else describe_address(self.address)
+        parser = self.parser_factory(peer=describe_address(address) if address else peer)
         flow, sink, stats = self.flow, self.sink, self.stats
         conn.settimeout(self.idle_timeout_s)
         self.connections.active += 1
@@ -103,10 +107,10 @@ class TcpReceiver(PooledTcpServer):
                 try:
                     data = conn.recv(READ_BYTES)
                 except socket.timeout:
-                    log.info("%s: closing idle connection from %s", self.name, address[0])
+                    log.info("%s: closing idle connection from %s", self.name, peer)
                     break
                 except OSError as exc:
-                    log.info("%s: connection from %s lost: %s", self.name, address[0], exc)
+                    log.info("%s: connection from %s lost: %s", self.name, peer, exc)
                     break
                 if not data:
                     break
@@ -120,7 +124,7 @@ class TcpReceiver(PooledTcpServer):
             if parser.pending_bytes:
                 stats.incr("incompleteAtClose", 1)
                 log.info("%s: %d bytes of an unterminated last line from %s discarded",
-                         self.name, parser.pending_bytes, address[0])
+                         self.name, parser.pending_bytes, peer)
             conn.close()
 
 
@@ -157,3 +161,79 @@ class UdpReceiver(DatagramReader):
         super().stop()
         self.drain()
         self.sock.close()
+
+
+class HttpReceiver(TcpReceiver):
+    """POSTed bodies of lines: each body is parsed whole (its last line may lack a newline).
+
+    Answers 204 once the body's points are queued, 413 for a body over ``max_body_bytes``
+    (``httpOversizeBodies``), 503 with ``Retry-After: 1`` while flow control has the receivers
+    paused (``httpPausedRejects``: the client keeps the body and retries), 404 for another
+    path and 405 for another method.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        listener: socket.socket,
+        parser_factory: Callable[..., StreamParser],
+        sink: Sink,
+        *,
+        path: str,
+        flow: FlowControl,
+        stats: Stats,
+        max_body_bytes: int = 1 << 20,
+        max_connections: int | None = None,
+    ) -> None:
+        super().__init__(name, listener, parser_factory, sink, flow=flow, stats=stats,
+                         max_connections=max_connections)
+        self.path = path or "/"
+        self.description = f"{name} receiver (POST {self.path}) listening"
+        self.max_body_bytes = max_body_bytes
+
+    def _make_server(self, listener: socket.socket) -> StreamServer:
+        from gevent.pywsgi import WSGIServer  # only daemons with an http:// listener need it
+
+        return WSGIServer(listener, self._app, spawn=self._pool, log=None, error_log=log)
+
+    @staticmethod
+    def _reply(start_response, status: str, text: str) -> list[bytes]:
+        """An error answer; the connection closes, as the request body may be left unread."""
+        body = (text + "\n").encode()
+        headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+                   ("Connection", "close")]
+        if status.startswith("405"):
+            headers.append(("Allow", "POST"))
+        elif status.startswith("503"):
+            headers.append(("Retry-After", "1"))
+        start_response(status, headers)
+        return [body]
+
+    def _app(self, environ: dict, start_response) -> list[bytes]:
+        reply = self._reply
+        if environ.get("PATH_INFO", "") != self.path:
+            return reply(start_response, "404 Not Found", f"lines are POSTed to {self.path}")
+        if environ["REQUEST_METHOD"] != "POST":
+            return reply(start_response, "405 Method Not Allowed", "POST lines here")
+        if not self.flow.is_open:
+            self.stats.incr("httpPausedRejects", 1)
+            return reply(start_response, "503 Service Unavailable",
+                         "paused: a destination queue is full; retry")
+        limit = self.max_body_bytes
+        length = environ.get("CONTENT_LENGTH") or ""
+        too_big = length.isdigit() and int(length) > limit
+        body = b"" if too_big else environ["wsgi.input"].read(limit + 1)
+        if too_big or len(body) > limit:
+            self.stats.incr("httpOversizeBodies", 1)
+            return reply(start_response, "413 Payload Too Large", f"body over {limit} bytes")
+        peer = f"{environ.get('REMOTE_ADDR', '-')}:{environ.get('REMOTE_PORT', '-')}"
+        parser = self.parser_factory(peer=peer)
+        batch = parser.feed(body)
+        if parser.pending_bytes:
+            batch += parser.feed(b"\n")
+        move_counters(parser, self.stats)
+        if batch:
+            self.stats.incr("metricsReceived", len(batch))
+            self.sink(batch, False)
+        start_response("204 No Content", [])
+        return []
