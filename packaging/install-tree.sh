@@ -4,21 +4,24 @@
 #   /usr/lib/cadent/venv            private virtualenv holding cadent and its dependencies
 #   /usr/bin/cadent-*               symlinks to the venv's console scripts
 #   /usr/lib/cadent/init-functions  shell library of the init scripts
-#   /etc/cadent/                    carbon-named config files (conffiles)
-#   /etc/default/cadent             settings of the init scripts and units
+#   /etc/cadent/                    carbon-named config files (conffiles; install-config.sh)
+#   DEFAULTS/cadent                 settings of the init scripts and units (/etc/default,
+#                                   or /etc/sysconfig in the rpm)
 #   /etc/init.d/cadent-*            sysvinit scripts, one per role
 #   UNITDIR/cadent-*.service        systemd units, one per role, plus cadent-cache@.service
 #   /usr/lib/tmpfiles.d/cadent.conf creates /run/cadent at boot
 #
-# usage: install-tree.sh SRCDIR DESTDIR [UNITDIR]
-# env:   PYTHON (default /usr/bin/python3), CADENT_WHEELHOUSE (extra --find-links directory)
+# usage: install-tree.sh SRCDIR DESTDIR [UNITDIR [DEFAULTS]]
+# env:   PYTHON (default /usr/bin/python3.11, the interpreter the packages depend on; the venv
+#        runs on the very binary it was built with), CADENT_WHEELHOUSE (extra --find-links)
 set -eu
 
 SRC=$(cd "$1" && pwd)
 mkdir -p "$2"
 DEST=$(cd "$2" && pwd)
 UNITDIR=${3:-/lib/systemd/system}
-PYTHON=${PYTHON:-/usr/bin/python3}
+DEFAULTS=${4:-/etc/default}
+PYTHON=${PYTHON:-/usr/bin/python3.11}
 PKG="$SRC/packaging"
 VENV_FINAL=/usr/lib/cadent/venv
 VENV="$DEST$VENV_FINAL"
@@ -54,27 +57,9 @@ for role in $ROLES; do
     ln -sf "$VENV_FINAL/bin/cadent-$role" "$DEST/usr/bin/cadent-$role"
 done
 
-# Config files: conf/ of the source tree, with the system paths pinned in carbon.conf.
-ETC="$DEST/etc/cadent"
-install -d "$ETC"
-awk -v pins="$PKG/etc/system-paths.conf" '
-    { print }
-    /^\[(cache|relay|aggregator)\][ \t]*$/ {
-        while ((getline line < pins) > 0) print line
-        close(pins)
-    }' "$SRC/conf/carbon.conf" > "$ETC/carbon.conf"
-if ! grep -q '^\[api\]' "$ETC/carbon.conf"; then
-    { echo; cat "$PKG/etc/api-section.conf"; } >> "$ETC/carbon.conf"
-fi
-for f in "$SRC"/conf/*.conf "$SRC"/conf/*.example; do
-    [ "$(basename "$f")" = carbon.conf ] && continue
-    install -m 0644 "$f" "$ETC/"
-done
-for f in storage-schemas.conf storage-aggregation.conf aggregation-rules.conf statsd.js; do
-    [ -e "$ETC/$f" ] || install -m 0644 "$PKG/etc/$f" "$ETC/$f"
-done
-chmod 0644 "$ETC"/*
-install -D -m 0644 "$PKG/etc/default-cadent" "$DEST/etc/default/cadent"
+# Config files (packaging/install-config.sh says which).
+sh "$PKG/install-config.sh" "$SRC" "$DEST/etc/cadent"
+install -D -m 0644 "$PKG/etc/default-cadent" "$DEST$DEFAULTS/cadent"
 
 # Service management.
 install -D -m 0644 "$PKG/init.d/init-functions" "$DEST/usr/lib/cadent/init-functions"

@@ -1,11 +1,15 @@
-"""The peer helpers drive the real carbon and carbon-c-relay and clean up after them."""
+"""The peer helpers drive the real carbon and carbon-c-relay and clean up after them;
+scripts/install-peers.sh installs them without starting (or stopping) any service."""
 
+import os
 import shutil
 import socket
+import stat
+import subprocess
 
 import pytest
 
-from tests.peers import (CarbonCRelay, CarbonDaemon, FakeCarbonSink, free_port,
+from tests.peers import (REPO_ROOT, CarbonCRelay, CarbonDaemon, FakeCarbonSink, free_port,
                          wait_until, write_carbon_conf)
 
 pytestmark = [pytest.mark.peers, pytest.mark.timeout(60)]
@@ -110,3 +114,47 @@ def test_failed_start_raises_with_log_and_leaves_nothing_running(tmp_path):
     with pytest.raises(RuntimeError, match="did not start"):
         relay.start()
     assert relay.proc.poll() is not None
+
+
+def _fake_tools(tmp_path):
+    """dpkg (nothing installed), apt-get (runs the policy as Debian's postinst would: records
+    whether carbon-cache may start; fails when asked to), npm (does nothing) on a PATH."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    scripts = {
+        "dpkg": "exit 1",
+        "npm": "exit 0",
+        "apt-get": f'''[ "$1" = install ] || exit 0
+if [ -e "$POLICY_RC_D" ]; then "$POLICY_RC_D" carbon-cache start; echo "policy $?" >> {tmp_path}/apt.log
+else echo "policy none" >> {tmp_path}/apt.log; fi
+exit "${{FAKE_APT_RC:-0}}"''',
+    }
+    for name, body in scripts.items():
+        path = fake / name
+        path.write_text("#!/bin/sh\n" + body + "\n")
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", POLICY_RC_D=str(tmp_path / "policy-rc.d"))
+
+
+def test_install_peers_denies_service_starts_and_kills_nothing(tmp_path):
+    """Debian starts carbon-cache when graphite-carbon is installed: install-peers.sh keeps that
+    from happening (a policy-rc.d for the duration of its apt-get, removed after, even when
+    apt-get fails) instead of killing carbon-cache processes by name afterwards; an existing
+    policy-rc.d is obeyed and left as it was."""
+    script = REPO_ROOT / "scripts" / "install-peers.sh"
+    text = script.read_text()
+    assert "pkill" not in text and "killall" not in text
+    env = _fake_tools(tmp_path)
+    policy, log = tmp_path / "policy-rc.d", tmp_path / "apt.log"
+    for rc in ("0", "100"):
+        done = subprocess.run([str(script)], env=dict(env, FAKE_APT_RC=rc), capture_output=True, text=True,
+                              timeout=60)
+        assert (done.returncode == 0) == (rc == "0"), done.stderr
+        assert log.read_text().splitlines()[-1] == "policy 101"
+        assert not policy.exists()
+    policy.write_text("#!/bin/sh\nexit 0\n")
+    policy.chmod(0o755)
+    done = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().splitlines()[-1] == "policy 0"
+    assert policy.read_text() == "#!/bin/sh\nexit 0\n"
