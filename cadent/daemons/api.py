@@ -23,6 +23,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _no_control_socket() -> list[str]:
+    """gunicorn 24+ opens a control socket in $HOME (shared by every instance of a user);
+    cadent-api does not use it."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    if any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS):
+        return ["--no-control-socket"]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -55,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         # folders shadow installed packages
         "--chdir", "/",
         *(["--pidfile", os.path.abspath(args.pidfile)] if args.pidfile else []),
+        *_no_control_socket(),
         "cadent.api.wsgi:app",
     ]
     run()
