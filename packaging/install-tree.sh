@@ -60,6 +60,8 @@ done
 # Config files (packaging/install-config.sh says which).
 sh "$PKG/install-config.sh" "$SRC" "$DEST/etc/cadent"
 install -D -m 0644 "$PKG/etc/default-cadent" "$DEST$DEFAULTS/cadent"
+# The Cassandra schema, for `cqlsh -f` or `cadent-cache --create-schema`.
+install -D -m 0644 "$SRC/conf/cassandra-schema.cql" "$DEST/usr/lib/cadent/cassandra-schema.cql"
 
 # Service management.
 install -D -m 0644 "$PKG/init.d/init-functions" "$DEST/usr/lib/cadent/init-functions"

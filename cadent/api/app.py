@@ -14,7 +14,7 @@ from flask import Flask, Response, current_app, request
 
 from cadent.api import render as rendering
 from cadent.api.carbonlink import CarbonLinkPool
-from cadent.api.finders.whisper import FindTimeout, PatternError, WhisperFinder, walk_leaves
+from cadent.api.finders.whisper import FindTimeout, PatternError, WhisperFinder
 from cadent.api.functions import RenderError, function_names, with_series_by_tag
 from cadent.api.readers import file_info
 from cadent.api.settings import ApiSettings
@@ -120,7 +120,11 @@ def _tag_view(*methods: str) -> Callable:
 def create_app(settings: ApiSettings) -> Flask:
     """A ready Flask app serving ``settings.whisper_dirs`` (+ CarbonLink merge)."""
     app = Flask("cadent.api")
-    finder = WhisperFinder(settings.whisper_dirs)
+    finder, fetcher_class = WhisperFinder(settings.whisper_dirs), rendering.Fetcher
+    if settings.database == "cassandra":
+        from cadent.api.finders.cassandra import cassandra_reading
+
+        finder, fetcher_class = cassandra_reading(settings.cassandra)
     pool = CarbonLinkPool(
         settings.carbonlink_hosts,
         timeout_s=settings.carbonlink_timeout_s,
@@ -176,7 +180,7 @@ def create_app(settings: ApiSettings) -> Flask:
             max_points = _max_data_points(request.values.get("maxDataPoints"))
         except (TimeParseError, ValueError) as exc:
             return _bad_request(str(exc))
-        fetcher = rendering.Fetcher(finder, now, cache_query, deadline())
+        fetcher = fetcher_class(finder, now, cache_query, deadline())
         fetch = with_series_by_tag(fetcher, find_series)
         try:
             series = rendering.evaluate_targets(targets, start, end, now, fetch)
@@ -195,6 +199,8 @@ def create_app(settings: ApiSettings) -> Flask:
         )
 
     def _intervals(node) -> list[tuple[float, float]]:
+        if not isinstance(finder, WhisperFinder):
+            return finder.intervals(node)
         try:
             info = file_info(node.fs_path)
         except Exception as exc:  # unreadable file: advertise nothing rather than fail the find
@@ -282,7 +288,7 @@ def create_app(settings: ApiSettings) -> Flask:
     @app.route("/metrics/index.json", methods=["GET", "POST"])
     @app.route("/metrics/index.json/", methods=["GET", "POST"])
     def index_view():
-        return _json_response(json.dumps(walk_leaves(settings.whisper_dirs)))
+        return _json_response(json.dumps(finder.all_leaves()))
 
     @app.route("/version", methods=["GET"])
     @app.route("/version/", methods=["GET"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class ApiSettings:
     workers: int = 1
     time_zone: str = "UTC"
     tagdb_path: str = "/var/lib/cadent/tagdb.sqlite"
+    database: str = "whisper"           # DATABASE: whisper or cassandra
+    cassandra: Any = None               # CassandraConfig when DATABASE = cassandra
     # a glob search (render, find, expand) still running after this long is a 400
     request_time_limit_s: float = 60.0
 

@@ -16,6 +16,7 @@ Keys (declared in ``cadent.compat.settings``, carbon naming, case-insensitive), 
 | CARBON_METRIC_PREFIX | carbon | names under it are asked of every cache |
 | WORKERS | 1 | gunicorn worker processes (gevent workers) |
 | TIME_ZONE | UTC | default ``tz`` for absolute times and csv |
+| DATABASE | whisper | whisper, or cassandra (then the CASSANDRA_* keys, see docs/cassandra.md) |
 | TAGDB_PATH | ``tagdb.sqlite`` beside the first whisper root | the tag database (SQLite); relative: from that directory |
 """
 
@@ -76,6 +77,17 @@ def read_api_settings(path: str | None, instance: str | None = None) -> ApiSetti
             except ConfigError as exc:
                 raise ApiConfigError(str(exc)) from None
         whisper_dirs = (data_dir,)
+    database = str(conf.DATABASE or "whisper").strip().lower()
+    if database not in ("whisper", "cassandra"):
+        raise ApiConfigError(f"{where}: DATABASE must be whisper or cassandra, not {database!r}")
+    cassandra = None
+    if database == "cassandra":
+        from cadent.compat.cassandra_settings import cassandra_config
+
+        try:
+            cassandra = cassandra_config(conf)
+        except ConfigError as exc:
+            raise ApiConfigError(str(exc)) from None
     beside_data = os.path.dirname(os.path.abspath(os.path.expanduser(whisper_dirs[0])))
     tagdb_path = os.path.join(beside_data, os.path.expanduser(conf.TAGDB_PATH or "tagdb.sqlite"))
     try:
@@ -92,6 +104,8 @@ def read_api_settings(path: str | None, instance: str | None = None) -> ApiSetti
             workers=int(conf.WORKERS),
             time_zone=str(conf.TIME_ZONE).strip(),
             tagdb_path=os.path.normpath(tagdb_path),
+            database=database,
+            cassandra=cassandra,
         )
     except (TypeError, ValueError) as exc:
         raise ApiConfigError(f"{where}: {exc}") from None
