@@ -258,6 +258,9 @@ def _ini_mapping(section, names: tuple, filename: str, lines: dict[str, int]) ->
     return out
 
 
+_HTTP_KEYS = ("HTTP_PORT", "HTTP_INTERFACE", "HTTP_TOKEN")   # [statsd]'s form of http: {...}
+
+
 def load_ini_section(filename: str, section: str = "statsd", proxy: bool = False):
     """Read the ``[statsd]`` section of a configobj/INI file into the same settings object."""
     from configobj import ConfigObj, ConfigObjError
@@ -275,6 +278,12 @@ def load_ini_section(filename: str, section: str = "statsd", proxy: bool = False
     lines = _ini_lines(filename)
     decls = PROXY_SETTINGS if proxy else STATSD_SETTINGS
     raw = _ini_mapping(found, decls, filename, lines)
+    if not proxy:
+        http = {key[5:].lower().replace("interface", "address"): raw.pop(key)
+                for key in [k for k in raw if k.upper() in _HTTP_KEYS]}
+        if http:
+            raw["http"] = {k: int(v) if k == "port" and str(v).strip().isdigit() else v
+                           for k, v in http.items()}
     for sub in found.sections:
         if sub.lower() == "graphite" and not proxy:
             raw["graphite"] = _ini_mapping(found[sub], GRAPHITE_SETTINGS, filename, lines)

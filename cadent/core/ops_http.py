@@ -117,9 +117,12 @@ def prometheus_text(role: str, instance: str, counters: dict[str, float],
     return "\n".join(lines) + "\n"
 
 
-def _read_gauges(stats: Stats) -> dict[str, float]:
+def _read_gauges(source: OpsSource) -> dict[str, float]:
+    """The daemon's gauges, plus those only its HTTP side shows (``source.gauges``)."""
     values = {}
-    for name, read in list(stats.gauges.items()):
+    readers = dict(source.stats.gauges)
+    readers.update(getattr(source, "gauges", None) or {})
+    for name, read in readers.items():
         try:
             value = read()
         except Exception:                      # a gauge must never break the stats page
@@ -194,7 +197,7 @@ class OpsApp:
     def _stats(self, query) -> tuple:
         source = self.source
         counters = {name: _finite(value) for name, value in source.stats.totals.items()}
-        gauges = {name: _finite(value) for name, value in _read_gauges(source.stats).items()}
+        gauges = {name: _finite(value) for name, value in _read_gauges(source).items()}
         return 200, {
             "role": source.role, "instance": source.instance, "version": __version__,
             "uptime_s": round(self.uptime_s, 3), "counters": counters, "gauges": gauges,
@@ -204,7 +207,7 @@ class OpsApp:
 
     def _metrics(self, query) -> tuple:
         source = self.source
-        gauges = _read_gauges(source.stats)
+        gauges = _read_gauges(source)
         gauges.update({name: value for name, value in source.last_report().items()
                        if name not in source.stats.totals and name not in gauges})
         text = prometheus_text(source.role, source.instance, dict(source.stats.totals),
@@ -261,6 +264,86 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def destination_text(destination) -> str:
+    """``host:port:instance`` as ``--test`` prints a destination."""
+    return f"{destination.host}:{destination.port}:{destination.instance or ''}"
+
+
+class DaemonOps:
+    """A daemon's :class:`OpsSource`: its stats, its reporter's last report, its health."""
+
+    def __init__(self, role: str, instance: str, stats: Stats,
+                 health: Callable[[], str | None], reporter: Any = None,
+                 gauges: dict[str, Callable[[], float | None]] | None = None) -> None:
+        self.role = role
+        self.instance = instance
+        self.stats = stats
+        self._health = health
+        self._reporter = reporter
+        self.gauges = dict(gauges or {})   # shown on the HTTP side only, not reported
+        self.stopping = False
+
+    def health(self) -> str | None:
+        if self.stopping:
+            return f"cadent-{self.role} is stopping"
+        return self._health()
+
+    def last_report(self) -> dict[str, float]:
+        return dict(getattr(self._reporter, "last", None) or {})
+
+
+class RoutingOps(DaemonOps):
+    """A :class:`RoutingSource` over a :class:`~cadent.core.net.output.RoutedOutput`."""
+
+    def __init__(self, role: str, instance: str, stats: Stats, output: Any,
+                 health: Callable[[], str | None], reporter: Any = None,
+                 ring_refusal: str | None = None) -> None:
+        super().__init__(role, instance, stats, health, reporter)
+        self.output = output
+        self.ring_refusal = ring_refusal
+
+    def hashcheck(self, key: str) -> list[str]:
+        return [destination_text(d) for d in self.output.router.destinations_for(key)]
+
+    def _change(self, server: str, change: Callable[[Any], Any]) -> list[str]:
+        from cadent.core.route.destination import parse_destination
+
+        if self.ring_refusal:
+            raise RingError(self.ring_refusal)
+        try:
+            change(parse_destination(server))
+        except ValueError as exc:
+            raise RingError(str(exc)) from None
+        return [destination_text(d) for d in self.output.router.destinations]
+
+    def ring_add(self, server: str) -> list[str]:
+        return self._change(server, self.output.add_destination)
+
+    def ring_purge(self, server: str) -> list[str]:
+        return self._change(server, self.output.remove_destination)
+
+
+def output_health(output: Any) -> str | None:
+    """503 reason for a routed output: every destination down, spooling or out of the ring."""
+    down = output.down
+    if down and len(down) >= len(output.senders):
+        return "every destination is down or spooling: " + ", ".join(map(str, down))
+    return None
+
+
+def serve_ops(config: Any, source: OpsSource) -> "OpsServer | None":
+    """The HTTP side ``config`` (an HttpConfig) asks for, its socket bound (call before
+    privileges are dropped), or None when it is off. With several worker processes only
+    worker 0 serves it."""
+    import os
+
+    if not config.enabled or os.environ.get("CADENT_WORKER", "0") != "0":
+        return None
+    server = OpsServer((config.interface, config.port), OpsApp(source, token=config.token))
+    server.bind()
+    return server
+
+
 class OpsServer:
     """Serves an :class:`OpsApp` on ``address`` with gevent's WSGI server."""
 
@@ -287,5 +370,6 @@ class OpsServer:
         self._server.stop(timeout=1)
 
 
-__all__ = ["OpsApp", "OpsServer", "OpsSource", "RingError", "RoutingSource", "prometheus_name",
-           "prometheus_text"]
+__all__ = ["DaemonOps", "OpsApp", "OpsServer", "OpsSource", "RingError", "RoutingOps",
+           "RoutingSource", "destination_text", "output_health", "prometheus_name",
+           "prometheus_text", "serve_ops"]

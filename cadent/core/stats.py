@@ -1,7 +1,7 @@
 """Counters and the self-metrics reporter, with carbon's metric names.
 
 Counters are per reporting interval (reset after each report, like carbon) and also kept as
-running totals for the coming HTTP stats endpoint. Gauges are callables read at report time.
+running totals for the HTTP side's ``/stats`` (:mod:`cadent.core.ops_http`). Gauges are callables read at report time.
 Self-metric names follow carbon: ``<prefix>.<kind>.<host>-<instance>.<metric>`` where kind is
 ``agents`` (cache), ``relays`` or ``aggregator`` and host is the hostname with dots replaced.
 """
@@ -117,11 +117,13 @@ class SelfMetricsReporter:
         self.interval_s = interval_s
         self.base = f"{prefix}.{kind}.{host or carbon_host_name()}-{instance}."
         self._greenlet: gevent.Greenlet | None = None
+        self.last: dict[str, float] = {}   # the latest report's values (for the HTTP side)
 
     def batch(self, now: float | None = None) -> Batch:
         ts = time.time() if now is None else now
         base = self.base
-        return [(base + name, (ts, value)) for name, value in sorted(self.stats.snapshot().items())]
+        self.last = values = self.stats.snapshot()
+        return [(base + name, (ts, value)) for name, value in sorted(values.items())]
 
     def report(self) -> None:
         batch = self.batch()

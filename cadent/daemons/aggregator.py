@@ -24,6 +24,7 @@ from cadent.compat.aggregator_settings import (
 )
 from cadent.compat.daemon_settings import metric_filter
 from cadent.compat.errors import ConfigError
+from cadent.compat.http_settings import http_config
 from cadent.compat.spool_settings import spool_config
 from cadent.core.aggregate.aggregator import Aggregator
 from cadent.core.aggregate.pipeline import AggregatorPipeline
@@ -31,6 +32,7 @@ from cadent.core.filewatch import FileWatcher
 from cadent.core.flow import FlowControl
 from cadent.core.net.inputs import Inputs
 from cadent.core.net.output import RoutedOutput
+from cadent.core.ops_http import RoutingOps, destination_text, output_health, serve_ops
 from cadent.core.point import Batch
 from cadent.core.stats import ProcessGauges, SelfMetricsReporter, Stats
 
@@ -71,6 +73,9 @@ class AggregatorService:
         self.reporter = SelfMetricsReporter(
             self.stats, self.output.send_self_metrics, prefix=sm.prefix, kind="aggregator",
             instance=sm.instance, interval_s=sm.interval_s)
+        self.ops = RoutingOps("aggregator", sm.instance, self.stats, self.output,
+                              lambda: output_health(self.output), self.reporter)
+        self.ops_server = serve_ops(http_config(settings.conf), self.ops)
         self._rule_files = settings.rule_files
         filter_files = (settings.conf.whitelist, settings.conf.blacklist) if settings.conf.USE_WHITELIST else ()
         self.watcher = FileWatcher(self._rule_files + filter_files, self.reload, RULES_CHECK_SECONDS)
@@ -109,11 +114,14 @@ class AggregatorService:
         self.reporter.start()
         self._greenlets = [gevent.spawn(self._tick_loop)]
         self.watcher.start()
+        if self.ops_server is not None:
+            self.ops_server.start()
 
     def stop(self) -> bool:
         """Stop receiving, emit every unsent aggregate, deliver within SHUTDOWN_DRAIN_SECONDS."""
         import gevent
 
+        self.ops.stopping = True
         self.inputs.stop()
         self.watcher.stop()
         gevent.killall(self._greenlets, block=True, timeout=1)
@@ -121,7 +129,10 @@ class AggregatorService:
         self._send_aggregates(self.pipeline.tick(time.time()))
         self._send_aggregates(self.pipeline.flush_all())
         self.reporter.stop()
-        return self.output.stop(self.settings.drain_seconds) == 0
+        clean = self.output.stop(self.settings.drain_seconds) == 0
+        if self.ops_server is not None:
+            self.ops_server.stop()
+        return clean
 
     def reload(self) -> bool:
         """Re-read aggregation-rules.conf, rewrite-rules.conf and the white/blacklist (on a
@@ -158,7 +169,7 @@ def run_test(settings: AggregatorSettings, stdin: TextIO, stdout: TextIO) -> int
     router = settings.router
 
     def where(name: str) -> list[str]:
-        return [f"{d.host}:{d.port}:{d.instance or ''}" for d in router.destinations_for(name)]
+        return [destination_text(d) for d in router.destinations_for(name)]
 
     for line in stdin:
         name = line.strip()
@@ -183,7 +194,9 @@ def run_test(settings: AggregatorSettings, stdin: TextIO, stdout: TextIO) -> int
 def _load(args: argparse.Namespace) -> AggregatorSettings:
     from cadent.daemons.cli import path_overrides
 
-    return load_aggregator_settings(args.config, args.instance, path_overrides(args))
+    settings = load_aggregator_settings(args.config, args.instance, path_overrides(args))
+    http_config(settings.conf)          # a bad HTTP_* value stops here
+    return settings
 
 
 def _describe(settings: AggregatorSettings) -> str:

@@ -140,7 +140,10 @@ def run_test(settings: RelaySettings, stdin: TextIO, stdout: TextIO) -> int:
 
 
 def _load(args: argparse.Namespace) -> RelaySettings:
-    return load_relay_settings(args.config, args.instance, path_overrides(args))
+    settings = load_relay_settings(args.config, args.instance, path_overrides(args))
+    http_config(settings.conf)          # bad HTTP_* or HEALTH_CHECK_* values stop here
+    health_check_config(settings.conf)
+    return settings
 
 
 def _describe(settings: RelaySettings) -> str:

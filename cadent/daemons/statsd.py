@@ -26,6 +26,7 @@ import tempfile
 from dataclasses import dataclass
 
 from cadent.compat.errors import ConfigError
+from cadent.compat.http_settings import HttpConfig, statsd_http_config
 
 PROXY_FLAG = "--proxy"
 ACTIONS = ("start", "stop", "status")
@@ -40,6 +41,7 @@ class StatsdRuntime:
     proxy: bool
     pidfile: str | None  # None: statsd's command line without a pid file
     log_dir: str
+    http: HttpConfig = HttpConfig()
 
     @property
     def workers(self) -> int:
@@ -102,7 +104,8 @@ def load_runtime(args: argparse.Namespace, proxy: bool = False) -> StatsdRuntime
     if pidfile is None and not getattr(args, "statsd_form", False):
         pidfile = os.path.join(_runtime_dir("run"), name + ".pid")
     log_dir = args.logdir or settings.log_dir or os.path.join(_runtime_dir("log"), name)
-    return StatsdRuntime(settings, proxy, pidfile, log_dir)
+    http = HttpConfig() if proxy else statsd_http_config(settings.http, path)
+    return StatsdRuntime(settings, proxy, pidfile, log_dir, http)
 
 
 def build_service(runtime: StatsdRuntime):
@@ -112,7 +115,60 @@ def build_service(runtime: StatsdRuntime):
         return ProxyService(runtime.settings)  # type: ignore[arg-type]
     from cadent.statsd.service import StatsdService
 
-    return StatsdService(runtime.settings)  # type: ignore[arg-type]
+    return StatsdWithHttp(StatsdService(runtime.settings), runtime.http)  # type: ignore[arg-type]
+
+
+class StatsdWithHttp:
+    """A statsd service plus its HTTP side (/stats, /metrics, /ops/status): statsd's own
+    numbers as gauges, the carbon senders' counters, 503 while every carbon is down."""
+
+    def __init__(self, service, http: HttpConfig) -> None:
+        from cadent.core.ops_http import DaemonOps, serve_ops
+        from cadent.core.stats import ProcessGauges
+
+        self.service = service
+        stats = service.stats
+        ProcessGauges().install(stats)
+        engine = service.engine
+        internal = {"packets_received": engine.store.packets_key,
+                    "metrics_received": engine.store.metrics_key,
+                    "bad_lines_seen": engine.store.bad_lines_key}
+        for name, key in internal.items():
+            stats.gauge(f"statsd.{name}", lambda key=key: engine.store.counters.get(key, 0.0))
+        stats.gauge("statsd.bad_lines_total", lambda: engine.stats.bad_lines_total)
+        stats.gauge("statsd.last_msg_seen", lambda: engine.stats.last_msg_seen_s)
+        for name in ("last_flush", "last_exception", "flush_time", "flush_length"):
+            stats.gauge(f"graphite.{name}", lambda name=name: getattr(engine.graphite_stats, name))
+        self.ops = DaemonOps("statsd", str(service.index), stats, self._health)
+        self.ops_server = serve_ops(http, self.ops)
+
+    def _health(self) -> str | None:
+        from cadent.core.ops_http import output_health
+
+        service = self.service
+        if service.engine.health != "up":
+            return "health set to down on the management port"
+        carbon = service.carbon
+        if carbon is not None and service.graphite_enabled and carbon.output is not None:
+            problem = output_health(carbon.output)
+            if problem:
+                return f"the graphite backend fails: {problem}"
+        return None
+
+    def start(self) -> None:
+        self.service.start()
+        if self.ops_server is not None:
+            self.ops_server.start()
+
+    def stop(self) -> bool:
+        self.ops.stopping = True
+        clean = self.service.stop()
+        if self.ops_server is not None:
+            self.ops_server.stop()
+        return clean
+
+    def reload(self) -> None:
+        self.service.reload()
 
 
 def _describe(runtime: StatsdRuntime) -> str:

@@ -299,6 +299,8 @@ STATSD_SETTINGS: tuple[Setting, ...] = (
     Setting("title", "title", _str, "statsd", "process title"),
     Setting("log", "log", _mapping, MappingProxyType({}), "logging options"),
     Setting("keyFlush", "key_flush", _mapping, MappingProxyType({}), "frequent-key logging"),
+    Setting("http", "http", _mapping, MappingProxyType({}),
+            "cadent's HTTP side: {port, address, token} (docs/operations.md); port 0: off"),
     Setting("automaticConfigReload", "automatic_config_reload", _bool, True,
             "statsd re-reads config.js when it changes; cadent applies changes on restart"),
     Setting("console", "console", _mapping, MappingProxyType({}), "console backend options"),
@@ -381,6 +383,7 @@ class StatsdSettings:
     title: str = "statsd"
     log: Mapping = field(default_factory=lambda: MappingProxyType({}))
     key_flush: Mapping = field(default_factory=lambda: MappingProxyType({}))
+    http: Mapping = field(default_factory=lambda: MappingProxyType({}))
     automatic_config_reload: bool = True
     console: Mapping = field(default_factory=lambda: MappingProxyType({}))
     graphite_host: str | None = None

@@ -163,3 +163,34 @@ def test_prometheus_names():
                for family in text_string_to_metric_families(text) for s in family.samples}
     assert samples[("cadent_x_total", 'we"ird')] == 1
     assert samples[("cadent_x", 'we"ird')] == 2.5
+
+
+def test_daemon_ops_stopping_and_extra_gauges(served):
+    from cadent.core.ops_http import DaemonOps
+
+    stats = Stats()
+    stats.incr("metricsReceived", 3)
+    problem = [None]
+    ops = DaemonOps("cache", "a", stats, lambda: problem[0], gauges={"cache.size": lambda: 7})
+    base = served(ops)
+    assert _call(base + "/ops/status")[0::2] == (200, "OK\n")
+    assert json.loads(_call(base + "/stats")[2])["gauges"]["cache.size"] == 7
+    problem[0] = "receivers paused: cache full"
+    assert _call(base + "/ops/status")[0::2] == (503, "receivers paused: cache full\n")
+    ops.stopping = True
+    assert _call(base + "/ops/status")[0::2] == (503, "cadent-cache is stopping\n")
+
+
+def test_output_health_needs_every_destination_down():
+    from cadent.core.ops_http import output_health
+
+    class Output:
+        senders = {"a": None, "b": None}
+        down: list = []
+
+    output = Output()
+    assert output_health(output) is None
+    output.down = ["a"]
+    assert output_health(output) is None
+    output.down = ["a", "b"]
+    assert output_health(output) == "every destination is down or spooling: a, b"

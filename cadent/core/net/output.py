@@ -10,6 +10,11 @@ subdirectory of the spool directory named after the destination (``host:port:ins
 the spool's counters (``spooled``, ``spoolReplayed``, ``spoolCorruptRecords``) and gauges
 (``spoolBytes``, ``spoolPoints``). Self-metrics go through :meth:`RoutedOutput.send_self_metrics`
 so that what describes a dead destination still reaches a live one.
+
+The ring can change live (:meth:`RoutedOutput.add_destination`, :meth:`remove_destination`,
+and the health checks' :meth:`take_out` / :meth:`put_back`); a purged destination's spool and
+queue are re-routed over the new ring, and :meth:`replace_router` re-applies every live change
+to a router rebuilt by a SIGHUP.
 """
 
 from __future__ import annotations
@@ -66,21 +71,34 @@ class RoutedOutput:
         self.router = router
         self.flow = flow
         self.stats = stats
+        self._sender_options = dict(protocol=protocol, max_queue_points=max_queue_points,
+                                    low_watermark_pct=low_watermark_pct,
+                                    batch_points=batch_points, stall_seconds=stall_seconds,
+                                    spool=spool)
         self.senders: dict[Destination, DestinationSender] = {}
         for destination in router.destinations:
-            if destination in self.senders:
-                continue
-            queue = PointQueue(
-                str(destination), max_queue_points, low_watermark_pct=low_watermark_pct,
-                flow=flow, stall_seconds=stall_seconds)
-            sender = DestinationSender(
-                destination, queue, protocol=protocol, batch_points=batch_points, stats=stats,
-                spool_after_s=spool.after_s if spool else 0.0)
-            if spool is not None:
-                sender.spool = self._spool(spool, sender, flow)
-            self.senders[destination] = sender
-            stats.gauge(sender.prefix + "relayMaxQueueLength", self._max_queue_reader(queue))
+            if destination not in self.senders:
+                self.senders[destination] = self._make_sender(destination)
+        # Live ring changes, replayed on any router that replaces this one (SIGHUP).
+        self.ring_added: list[Destination] = []
+        self.ring_removed: set[Destination] = set()
         self._last_unroutable_log = 0.0
+
+    def _make_sender(self, destination: Destination) -> DestinationSender:
+        options = self._sender_options
+        spool: SpoolConfig | None = options["spool"]
+        queue = PointQueue(
+            str(destination), options["max_queue_points"],
+            low_watermark_pct=options["low_watermark_pct"], flow=self.flow,
+            stall_seconds=options["stall_seconds"])
+        sender = DestinationSender(
+            destination, queue, protocol=options["protocol"],
+            batch_points=options["batch_points"], stats=self.stats,
+            spool_after_s=spool.after_s if spool else 0.0)
+        if spool is not None:
+            sender.spool = self._spool(spool, sender, self.flow)
+        self.stats.gauge(sender.prefix + "relayMaxQueueLength", self._max_queue_reader(queue))
+        return sender
 
     @classmethod
     def from_config(cls, router: Router, config: OutputConfig, *, flow: FlowControl,
@@ -156,12 +174,92 @@ class RoutedOutput:
         return sum(sender.pending for sender in self.senders.values())
 
     def replace_router(self, router: Router) -> None:
-        """Swap routing rules (SIGHUP); the destinations must be the same set."""
+        """Swap routing rules (SIGHUP); the destinations must be the same set. Ring changes
+        made live (:meth:`add_destination`, :meth:`remove_destination`, health checks) are
+        applied to the new router too, so a reload does not undo them."""
+        for destination in self.ring_added:
+            if destination not in router.destinations:
+                router.add_destination(destination)  # type: ignore[attr-defined]
+        for destination in self.ring_removed:
+            if destination in router.destinations:
+                router.remove_destination(destination)  # type: ignore[attr-defined]
         unknown = set(router.destinations) - set(self.senders)
         if unknown:
             raise ValueError("new rules name undeclared destinations: "
                              + ", ".join(sorted(map(str, unknown))))
         self.router = router
+
+    # -- live ring changes -------------------------------------------------------------
+
+    def _ring_router(self):
+        router = self.router
+        if not callable(getattr(router, "add_destination", None)):
+            raise ValueError(f"RELAY_METHOD {router.method} has no ring to change; only "
+                             "consistent-hashing, fast-hashing and their aggregated forms do")
+        return router
+
+    def add_destination(self, destination: Destination) -> None:
+        """Start a sender (and spool) for ``destination`` and put it on the ring: placement
+        becomes what a fresh start with it appended to DESTINATIONS gives. ValueError when the
+        router has no ring or the destination (or its host and instance) is already there."""
+        router = self._ring_router()
+        if destination in self.senders:
+            raise ValueError(f"{destination} is already a destination")
+        sender = self._make_sender(destination)
+        router.add_destination(destination)   # raises before anything starts if it clashes
+        self.senders[destination] = sender
+        try:
+            sender.start()
+        except OSError as exc:                 # its spool directory is unusable
+            del self.senders[destination]
+            router.remove_destination(destination)
+            raise ValueError(f"cannot start a sender for {destination}: {exc}") from exc
+        self.ring_removed.discard(destination)
+        self.ring_added.append(destination)
+
+    def remove_destination(self, destination: Destination) -> int:
+        """Take ``destination`` off the ring, stop its sender and re-route what it held (its
+        spool, then its queue) over the new ring; returns the points re-routed."""
+        router = self._ring_router()
+        sender = self.senders.get(destination)
+        if sender is None or destination not in router.destinations:
+            raise ValueError(f"{destination} is not a destination on the ring")
+        if len(router.destinations) == 1:
+            raise ValueError(f"{destination} is the last destination; the ring cannot be empty")
+        sender.check_detachable()
+        router.remove_destination(destination)
+        del self.senders[destination]
+        points = sender.detach()
+        for name in [name for name in self.stats.gauges if name.startswith(sender.prefix)]:
+            del self.stats.gauges[name]
+        if destination in self.ring_added:
+            self.ring_added.remove(destination)
+        else:
+            self.ring_removed.add(destination)
+        if points:
+            self.send(points)
+        log.warning("%s purged from the ring; %d datapoints it held re-routed", destination,
+                    len(points))
+        return len(points)
+
+    def take_out(self, destination: Destination) -> None:
+        """Take ``destination`` off the ring but keep its sender (health checks): new points
+        go to the ring's next candidates, what it holds waits for it (or its spool)."""
+        router = self._ring_router()
+        router.remove_destination(destination)
+        self.ring_removed.add(destination)
+
+    def put_back(self, destination: Destination) -> None:
+        """Undo :meth:`take_out`."""
+        router = self._ring_router()
+        router.add_destination(destination)
+        self.ring_removed.discard(destination)
+
+    @property
+    def down(self) -> list[Destination]:
+        """Destinations down or spooling, or taken off the ring."""
+        return [dest for dest, sender in self.senders.items()
+                if sender.down or dest in self.ring_removed]
 
     def start(self) -> None:
         for sender in self.senders.values():

@@ -36,6 +36,8 @@ from cadent.core.buffer.queue import PointQueue
 from cadent.core.encode.pickle import encode_pickle
 from cadent.core.encode.plaintext import encode_lines
 from cadent.core.lograte import LogLimiter
+from cadent.core.parse.pickle import PickleFrameParser
+from cadent.core.parse.plaintext import LineParser
 from cadent.core.point import Batch
 from cadent.core.route.destination import Destination
 from cadent.core.spool import Spool
@@ -45,6 +47,18 @@ log = logging.getLogger(__name__)
 
 _poll_select = get_original("select", "select")
 ENCODERS: dict[str, Callable[[Batch], bytes]] = {"pickle": encode_pickle, "line": encode_lines}
+
+
+def _decode_pickle(body: bytes) -> Batch:
+    return PickleFrameParser(max_frame_bytes=len(body)).feed(body)
+
+
+def _decode_lines(body: bytes) -> Batch:
+    return LineParser(max_line_bytes=max(1, len(body))).feed(body)
+
+
+# Spooled messages back to datapoints (a purged destination's spool is re-routed).
+DECODERS: dict[str, Callable[[bytes], Batch]] = {"pickle": _decode_pickle, "line": _decode_lines}
 MESSAGES_PER_WRITE = 8
 WATCH_INTERVAL_S = 0.2
 DROP_LOG_INTERVAL_S = 60.0
@@ -75,6 +89,8 @@ class DestinationSender:
         self.queue = queue
         self.protocol = protocol
         self.encode = protocol if callable(protocol) else ENCODERS[protocol]
+        self.decode: Callable[[bytes], Batch] | None = (
+            None if callable(protocol) else DECODERS[protocol])
         self.batch_points = batch_points
         self.stats = stats if stats is not None else Stats()
         self.connect_timeout_s = connect_timeout_s
@@ -101,6 +117,11 @@ class DestinationSender:
     def live(self) -> bool:
         """Connected and sending from memory (not spooling)."""
         return self._sock is not None and not self.queue.diverted
+
+    @property
+    def down(self) -> bool:
+        """Its last connection attempt or send failed, or it is spooling."""
+        return self._down_since is not None or self.queue.diverted
 
     def count_drops(self, count: int, why: str) -> None:
         """Count ``count`` datapoints dropped for this destination; log the count (the first
@@ -281,6 +302,40 @@ class DestinationSender:
     def _requeue(self, messages: list[Batch]) -> None:
         for message in reversed(messages):
             self.queue.put_front(message)
+
+    def check_detachable(self) -> None:
+        """ValueError when :meth:`detach` could not hand back what the spool holds (raw lines
+        of a callable encoder cannot be decoded back into datapoints)."""
+        if self.spool is not None and self.spool.opened and not self.spool.empty \
+                and self.decode is None:
+            raise ValueError(f"the spool of {self.destination} holds {self.spool.points} "
+                             "points that cannot be re-routed; purge it once they are delivered")
+
+    def detach(self, timeout_s: float = 10.0) -> Batch:
+        """Stop sending and hand back every undelivered point, oldest first (what its spool
+        holds, decoded with ``decode``, then its memory queue): the destination is leaving.
+
+        Raises ValueError (and keeps sending) when :meth:`check_detachable` does."""
+        self.check_detachable()
+        self._stopping = True
+        self._kill()
+        points: Batch = []
+        if self.spool is not None and self.spool.opened:
+            deadline = time.monotonic() + timeout_s
+            while not self.spool.empty and time.monotonic() < deadline:
+                token = self.spool.read(1 << 20)
+                if token is None:
+                    self.spool.wait_readable(0.1)
+                    continue
+                for body in token.bodies:
+                    points.extend(self.decode(body))
+                self.spool.commit(token)
+            self.spool.close()
+        while len(self.queue):
+            points.extend(self.queue.take(1 << 20))
+        self._close()
+        self.queue.close()
+        return points
 
     def _kill(self) -> None:
         for greenlet in (self._greenlet, self._watcher):
