@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
 from cadent.compat.daemon_settings import (DaemonPaths, SelfMetricsConfig, metric_filter,
                                            receiver_config, self_metrics_config, whole_number)
-from cadent.compat.errors import ConfigError
 from cadent.compat.graphite_tags import tag_endpoint
 from cadent.compat.lists import MetricFilter
 from cadent.compat.storage_aggregation import StorageAggregation, load_storage_aggregation
@@ -81,32 +80,31 @@ class CacheSettings(DaemonPaths):
     tags: TagsConfig | None = None       # None: ENABLE_TAGS off
     databases: tuple[str, ...] = ("whisper",)   # DATABASE; the first is the primary
 
-def _limit(value, path: str | None, name: str) -> float:
-    """A rate limit: None/inf/0 or less → no limit (math.inf)."""
+def _limit(conf: CarbonSettings, name: str) -> float:
+    """Rate limit ``name``: None/inf/0 or less → no limit (math.inf)."""
+    value = conf[name]
     if value is None:
         return math.inf
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(path or "carbon.conf", 0, f"{name} must be a number, not {value!r}") from None
+        raise conf.error(name, f"must be a number, not {value!r}") from None
     return math.inf if number <= 0 or math.isinf(number) else number
 
 
 def cache_config(conf: CarbonSettings) -> CacheConfig:
     strategy = str(conf.CACHE_WRITE_STRATEGY).strip().lower()
     if strategy not in STRATEGIES:
-        raise ConfigError(conf.path or "carbon.conf", 0, f"CACHE_WRITE_STRATEGY must be one of "
-                                           f"{', '.join(STRATEGIES)}, not {strategy!r}")
+        raise conf.error("CACHE_WRITE_STRATEGY",
+                         f"must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     max_points = conf.MAX_CACHE_SIZE
     max_points = math.inf if max_points is None or float(max_points) <= 0 else float(max_points)
     return CacheConfig(
         max_points=max_points,
         strategy=strategy,
         min_timestamp_lag=int(conf.MIN_TIMESTAMP_LAG or 0),
-        max_updates_per_second=_limit(conf.MAX_UPDATES_PER_SECOND, conf.path,
-                                      "MAX_UPDATES_PER_SECOND"),
-        max_creates_per_minute=_limit(conf.MAX_CREATES_PER_MINUTE, conf.path,
-                                      "MAX_CREATES_PER_MINUTE"),
+        max_updates_per_second=_limit(conf, "MAX_UPDATES_PER_SECOND"),
+        max_creates_per_minute=_limit(conf, "MAX_CREATES_PER_MINUTE"),
         writer_threads=whole_number(conf, "WRITER_THREADS", 1),
         log_creates=bool(conf.LOG_CREATES),
         log_updates=bool(conf.LOG_UPDATES),
@@ -122,15 +120,13 @@ def databases(conf: CarbonSettings) -> tuple[str, ...]:
     names = [str(item).strip().lower() for item in (raw if isinstance(raw, list) else
                                                     str(raw or "whisper").split(","))]
     names = [name for name in names if name]
-    line = conf.lines.get("DATABASE", 0)
     if not names:
-        raise ConfigError(conf.path or "carbon.conf", line, "DATABASE names no backend")
+        raise conf.error("DATABASE", "names no backend")
     for name in names:
         if name not in BACKENDS:
-            raise ConfigError(conf.path or "carbon.conf", line,
-                              f"DATABASE: unknown backend {name!r} (known: {', '.join(BACKENDS)})")
+            raise conf.error("DATABASE", f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")
     if len(set(names)) != len(names):
-        raise ConfigError(conf.path or "carbon.conf", line, "DATABASE names a backend twice")
+        raise conf.error("DATABASE", "names a backend twice")
     return tuple(names)
 
 
@@ -154,8 +150,7 @@ def tags_config(conf: CarbonSettings) -> TagsConfig | None:
     try:
         tag_endpoint(url)
     except ValueError as exc:
-        raise ConfigError(conf.path or "carbon.conf", conf.lines.get("GRAPHITE_URL", 0),
-                          str(exc)) from None
+        raise conf.error("GRAPHITE_URL", str(exc)) from None
     return TagsConfig(graphite_url=url, update_interval=whole_number(conf, "TAG_UPDATE_INTERVAL", 1),
                       batch_size=whole_number(conf, "TAG_BATCH_SIZE", 1),
                       queue_size=whole_number(conf, "TAG_QUEUE_SIZE", 0))

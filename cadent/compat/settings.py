@@ -152,13 +152,16 @@ _declare([
     ("CONF_DIR", None, "str", _ALL,
      "directory of the other config files; default: the directory of carbon.conf"),
     ("STORAGE_DIR", None, "str", _ALL + (API,),
-     "base data directory; default $GRAPHITE_STORAGE_DIR, else $GRAPHITE_ROOT/storage"),
+     "base data directory; default $GRAPHITE_STORAGE_DIR, else $GRAPHITE_ROOT/storage "
+     "($GRAPHITE_ROOT unset: /opt/graphite, as carbon installed from source)"),
     ("LOCAL_DATA_DIR", None, "str", _ALL + (API,), "whisper files; default STORAGE_DIR/whisper"),
     ("LOG_DIR", None, "str", _ALL + (API,),
      "log directory; default STORAGE_DIR/log/<program>; <program>-<instance> is appended"),
     ("PID_DIR", None, "str", _ALL + (API,), "pidfile directory; default STORAGE_DIR"),
     ("WHITELISTS_DIR", None, "str", _ALL, "legacy list directory; default STORAGE_DIR/lists"),
-    ("USER", "", "str", _ALL, "switch to this user after binding the ports (empty: stay)"),
+    ("USER", "", "str", _ALL,
+     "run as this user (and its groups) once the ports are bound, before any data or log file "
+     "is opened; needs root; empty: stay"),
     ("ENABLE_LOGROTATION", True, "bool", _ALL, "reopen log files when rotated externally"),
 
     # --- receivers ---
@@ -185,6 +188,23 @@ _declare([
     ("TCP_KEEPCNT", 2, "int", _ALL, "unanswered probes before the connection is dropped"),
     ("LOG_LISTENER_CONN_SUCCESS", True, "bool", _ALL, "log each accepted inbound connection"),
     ("LOG_LISTENER_CONN_LOST", False, "bool", _ALL, "log each closed inbound connection"),
+    ("LISTEN", [], "list", _ALL,
+     "more listeners, comma separated, each with the section's line format: tcp://host:port, "
+     "udp://host:port, unix:///path.sock[?mode=0660] (a stale socket file is removed at start), "
+     "http://host:port/path (POST bodies of lines); IPv6 hosts in brackets"),
+    ("HTTP_MAX_BODY_BYTES", 1048576, "int", _ALL,
+     "largest body an http:// listener takes; a longer one is answered 413 and not read"),
+    ("LINE_FORMAT", "graphite", "str", (RELAY,),
+     "what the line listeners read: graphite (carbon's plaintext), statsd (statsd lines, "
+     "relayed unchanged and placed as statsd's proxy.js places them) or regex (any line, "
+     "relayed unchanged and placed by the LINE_KEY_REGEX key)"),
+    ("LINE_KEY_REGEX", None, "str", (RELAY,),
+     "LINE_FORMAT = regex: a regex with a (?P<Key>...) group, the part of the line hashed; an "
+     "optional (?P<Timestamp>...) group is checked; lines it does not match are dropped and "
+     "counted (unmatched_lines)"),
+    ("LINE_TIMESTAMP_FORMAT", None, "str", (RELAY,),
+     "strptime format of the Timestamp group (unset: seconds since the epoch); a line whose "
+     "timestamp does not parse is dropped and counted (bad_timestamps)"),
 
     # --- filtering and self-metrics ---
     ("USE_FLOW_CONTROL", True, "bool", _ALL,
@@ -217,7 +237,10 @@ _declare([
      "which metric is written next: sorted, max, naive, timesorted"),
     ("CACHE_METRIC_NAMES_MAX", 0, "int", _WRITERS, "size of the cached-names index (0: off)"),
     ("CACHE_METRIC_NAMES_TTL", 0, "int", _WRITERS, "seconds a cached-names entry lives"),
-    ("DATABASE", "whisper", "str", _WRITERS, "storage backend: whisper (ceres not supported)"),
+    ("DATABASE", "whisper", "str", _WRITERS + (API,),
+     "storage backends, a comma list (whisper, cassandra, kafka, file, echo); the first is "
+     "the primary, whose metadata CarbonLink reports (ceres not supported); api: the one "
+     "store it reads, whisper or cassandra"),
     ("WHISPER_AUTOFLUSH", False, "bool", _WRITERS, "fsync after every whisper write"),
     ("WHISPER_SPARSE_CREATE", False, "bool", _WRITERS, "create whisper files sparse"),
     ("WHISPER_FALLOCATE_CREATE", False, "bool", _WRITERS, "allocate whisper files with fallocate"),
@@ -311,11 +334,33 @@ _declare([
     ("MAX_QUEUE_STALL_SECONDS", 30.0, "float", (RELAY, AGGREGATOR, STATSD),
      "how long one full destination queue may keep TCP receivers paused before that queue "
      "starts dropping (and counting) new points"),
+    ("SPOOL_DIR", None, "str", _SENDERS,
+     "directory of the per-destination disk spools (unset: STORAGE_DIR/spool/<program>-<instance>)"),
+    ("SPOOL_MAX_BYTES", 1073741824, "int", _SENDERS,
+     "bytes of disk each destination's spool may use; beyond, its points are dropped and "
+     "counted; 0 turns the spool off (a full queue then stalls, then drops)"),
+    ("SPOOL_AFTER_S", 2.0, "float", _SENDERS,
+     "seconds a destination may be unreachable, or its queue full, before its points go to "
+     "its spool (at once when its queue fills while it is unreachable)"),
     ("RELAY_REWRITE_RULES", False, "bool", (RELAY,),
      "apply rewrite-rules.conf ([pre] then [post]) in the relay too; carbon's relay ignores "
      "that file, so this is off by default"),
     ("SHUTDOWN_DRAIN_SECONDS", 30.0, "float", _ALL + (STATSD,),
      "longest time SIGTERM spends delivering queued points or writing the cache"),
+
+    # --- the operators' HTTP side (docs/operations.md) ---
+    ("HTTP_INTERFACE", "127.0.0.1", "str", _ALL + (STATSD,),
+     "address of the daemon's HTTP side (/stats, /metrics, /ops/status, /hashcheck, /ring/*)"),
+    ("HTTP_PORT", 0, "int", _ALL + (STATSD,), "port of the daemon's HTTP side; 0 turns it off"),
+    ("HTTP_TOKEN", "", "str", _ALL + (STATSD,),
+     "when set, POST /ring/add and /ring/purge need 'Authorization: Bearer <token>'"),
+    ("DESTINATION_HEALTH_CHECK", False, "bool", (RELAY,),
+     "take a destination refusing connections for HEALTH_CHECK_FAIL_S out of the ring, and put "
+     "it back once it has accepted again for HEALTH_CHECK_OK_S (moves placement)"),
+    ("HEALTH_CHECK_FAIL_S", 10.0, "float", (RELAY,),
+     "seconds a destination must refuse connections before the health check takes it out"),
+    ("HEALTH_CHECK_OK_S", 10.0, "float", (RELAY,),
+     "seconds a destination taken out must accept connections before it is put back"),
 
     # --- cadent-api ([api] section) ---
     ("LISTEN_INTERFACE", "0.0.0.0", "str", (API,), "HTTP bind address of cadent-api"),
@@ -339,3 +384,7 @@ __all__ = [
     "all_settings", "defaults", "get_setting", "known_names", "known_roles", "parse_value",
     "register",
 ]
+
+# Backends declare their own keys next to their readers; importing them fills in the table.
+from cadent.compat import cassandra_settings as _cassandra_settings  # noqa: E402,F401
+from cadent.compat import wal_settings as _wal_settings  # noqa: E402,F401

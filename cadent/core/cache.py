@@ -58,6 +58,7 @@ class MetricCache:
         min_timestamp_lag: int = 0,
         flow=None,
         clock: Callable[[], float] = time.time,
+        flow_reason: str = FLOW_REASON,
     ) -> None:
         if strategy not in STRATEGIES:
             log.error("unknown cache write strategy %r, draining in insertion order", strategy)
@@ -65,11 +66,18 @@ class MetricCache:
         self.strategy = strategy
         self.min_timestamp_lag = min_timestamp_lag
         self._flow = flow
+        self.flow_reason = flow_reason
+        #: False while a lane of several writers sheds instead of pausing (cadent.core.write.lanes)
+        self.pushes_back = True
         self._in_loop = LoopCaller() if flow is not None else None
         self._clock = clock
         self._lock = allocate_lock()
         self._data: dict[str, dict[float, float]] = {}
         self._inflight: dict[str, list[dict[float, float]]] = {}
+        # store numbers: the first store still unwritten per cached / in-flight batch of a name
+        self.stores = 0
+        self._since: dict[str, int] = {}
+        self._flight_since: dict[str, list[int]] = {}
         self._new: dict[str, None] = {}
         self._queue: list[str] = []
         self._size = 0
@@ -111,12 +119,15 @@ class MetricCache:
         with self._lock:
             data = self._data
             new = self._new
+            since = self._since
+            self.stores = seq = self.stores + 1
             added = 0
             for name, (ts, value) in items:
                 points = data.get(name)
                 if points is None:
                     data[name] = {ts: value}
                     new[name] = None
+                    since[name] = seq
                     added += 1
                 else:
                     if ts not in points:
@@ -134,8 +145,8 @@ class MetricCache:
         if added:
             self.data_ready.set()
         if pause:
-            log.warning("cache full (%d points, max %s): pausing receivers", self._size,
-                        self.max_points)
+            log.warning("cache full (%d points, max %s): pausing receivers (%s)", self._size,
+                        self.max_points, self.flow_reason)
             self._flow_call("pause")
 
     def store(self, name: str, point: tuple[float, float]) -> None:
@@ -196,8 +207,9 @@ class MetricCache:
         """Put back points that could not be written; newer cached values win."""
         pause = False
         with self._lock:
-            self._drop_flight_locked(name)
+            seq = self._drop_flight_locked(name)
             current = self._data.get(name)
+            self._since[name] = min(seq, self._since.get(name, seq))
             merged = dict(points)
             if current:
                 merged.update(current)
@@ -216,6 +228,7 @@ class MetricCache:
             points = self._data.pop(name, None)
             if points is None:
                 return 0
+            self._since.pop(name, None)
             self._size -= len(points)
         self._check_resume()
         return len(points)
@@ -233,14 +246,31 @@ class MetricCache:
         points = self._data.pop(name)
         self._size -= len(points)
         self._inflight.setdefault(name, []).append(points)
+        self._flight_since.setdefault(name, []).append(self._since.pop(name, self.stores))
         return name, points
 
-    def _drop_flight_locked(self, name: str) -> None:
+    def _drop_flight_locked(self, name: str) -> int:
+        """Forget the oldest flight of ``name``; return its first store number."""
         flights = self._inflight.get(name)
-        if flights:
-            flights.pop(0)
-            if not flights:
-                del self._inflight[name]
+        if not flights:
+            return self.stores
+        flights.pop(0)
+        seqs = self._flight_since[name]
+        seq = seqs.pop(0)
+        if not flights:
+            del self._inflight[name]
+            del self._flight_since[name]
+        return seq
+
+    def oldest_unwritten(self) -> int:
+        """The number of the oldest store (``stores`` counts them) that still has a point not
+        written, cached or in flight; ``stores + 1`` when everything stored is written. What
+        was stored by store number N is all written once this is above N."""
+        with self._lock:
+            since = list(self._since.values())
+            flights = [seqs[0] for seqs in self._flight_since.values() if seqs]
+            oldest = self.stores + 1
+        return min(min(since, default=oldest), min(flights, default=oldest))
 
     def _pop_from_queue(self, skip: Container[str]) -> tuple[str, dict[float, float]] | None:
         for fresh in (False, True):
@@ -296,9 +326,9 @@ class MetricCache:
             self._flow_call("resume")
 
     def _flow_call(self, what: str) -> None:
-        if self._flow is None:
+        if self._flow is None or (what == "pause" and not self.pushes_back):
             return
-        self._in_loop(getattr(self._flow, what), FLOW_REASON)
+        self._in_loop(getattr(self._flow, what), self.flow_reason)
 
 
 __all__ = ["FLOW_REASON", "MetricCache", "STRATEGIES"]

@@ -4,6 +4,8 @@ cache = receive → filter → normalise → cache → writer thread (whisper)  
 
 The receivers feed the in-memory :class:`MetricCache` on the gevent loop; a :class:`Drainer` in
 a real OS thread writes it to whisper files; CarbonLink answers graphite-web from the cache.
+With several writers (``DATABASE = whisper, kafka``) each has its own cache and drainer, a
+lane (:mod:`cadent.core.write.lanes`); CarbonLink answers from the primary's.
 Self-metrics (``carbon.agents.<host>-<instance>.*``) are stored into the cache itself, so they
 end up in whisper files like any other series.
 """
@@ -12,22 +14,25 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
+import sys
 import time
 
 
 from cadent.compat.cache_settings import CacheSettings, load_cache_settings, load_storage_rules
 from cadent.compat.graphite_tags import RegisteringWriter, TagRegistrar
-from cadent.core.cache import MetricCache
+from cadent.compat.kafka_settings import kafka_input_config, writer_stall_seconds
 from cadent.core.filewatch import FileWatcher
 from cadent.core.flow import FlowControl
 from cadent.core.net.carbonlink_server import CarbonLinkServer
 from cadent.core.net.inputs import Inputs
+from cadent.core.net.kafka_input import KafkaInput
 from cadent.core.point import Batch
 from cadent.core.stats import ProcessGauges, SelfMetricsReporter, Stats
-from cadent.core.write.base import MultiWriter, Writer
-from cadent.core.write.drain import Drainer
+from cadent.core.write.base import Writer
 from cadent.core.write.factory import build_writers
+from cadent.core.write.lanes import Lanes
 from cadent.daemons.cli import path_overrides
 
 log = logging.getLogger(__name__)
@@ -50,7 +55,8 @@ class _CacheStats:
 
 
 class CacheService:
-    """Receivers → MetricCache → Drainer(WhisperWriter), plus CarbonLink and self-metrics."""
+    """Receivers → a lane per writer (MetricCache → Drainer(writer)), plus CarbonLink and
+    self-metrics."""
 
     def __init__(self, settings: CacheSettings) -> None:
         self.settings = settings
@@ -58,28 +64,35 @@ class CacheService:
         self.stats = Stats()
         ProcessGauges().install(self.stats)
         cc = settings.cache
-        self.cache = MetricCache(max_points=cc.max_points, strategy=cc.strategy,
-                                 min_timestamp_lag=cc.min_timestamp_lag, flow=self.flow)
         self.writers = build_writers(settings)
-        # the primary (first listed) answers CarbonLink's metadata and takes rule reloads
+        # the primary (first listed) answers CarbonLink
         self.writer: Writer = self.writers[0][1]
-        store: Writer = (self.writer if len(self.writers) == 1
-                         else MultiWriter([writer for _, writer in self.writers]))
-        # the drainer's writer also registers series with graphite-web under ENABLE_TAGS
         self.tags = None
-        drain_writer: Writer = store
         if settings.tags is not None:
             tc = settings.tags
             self.tags = TagRegistrar(tc.graphite_url, batch_size=tc.batch_size,
                                      update_interval=tc.update_interval,
                                      queue_size=tc.queue_size)
-            drain_writer = RegisteringWriter(store, self.tags)
-        self.drainer = Drainer(self.cache, drain_writer,
-                               max_updates_per_second=cc.max_updates_per_second,
-                               max_creates_per_minute=cc.max_creates_per_minute,
-                               threads=cc.writer_threads, log_updates=cc.log_updates)
+        self.lanes = Lanes.build(
+            self.writers, self.flow,
+            cache_args=dict(max_points=cc.max_points, strategy=cc.strategy,
+                            min_timestamp_lag=cc.min_timestamp_lag),
+            drainer_args=self._drainer_args, stall_s=writer_stall_seconds(settings.conf))
+        self.cache = self.lanes.primary.cache
+        self.drainer = self.lanes.primary.drainer
+        # one writer: the lone cache's own store, exactly the path of a single cache
+        self._store = self.cache.store_batch if self.lanes.single else self.lanes.store_batch
         self.metric_filter = settings.metric_filter
         self.inputs = Inputs(settings.receivers, self.ingest, flow=self.flow, stats=self.stats)
+        self.kafka_input = None
+        kafka_in = kafka_input_config(settings.conf, "cache")
+        if kafka_in is not None:
+            lanes = self.lanes.lanes
+            # its offsets are saved once every writer has written what was read before them
+            self.kafka_input = KafkaInput(
+                kafka_in, self.ingest, flow=self.flow, stats=self.stats,
+                barrier=lambda: tuple(lane.cache.stores for lane in lanes),
+                unwritten=lambda: tuple(lane.cache.oldest_unwritten() for lane in lanes))
         self.carbonlink = None
         if settings.carbonlink is not None:
             self.carbonlink = CarbonLinkServer(settings.carbonlink, self.cache, self.writer,
@@ -87,11 +100,31 @@ class CacheService:
         sm = settings.self_metrics
         handler = self.carbonlink.handler if self.carbonlink is not None else None
         self.reporter = SelfMetricsReporter(
-            _CacheStats(self.stats, self.cache, self.drainer, handler, self.tags),  # type: ignore[arg-type]
-            self.cache.store_batch, prefix=sm.prefix, kind="agents", instance=sm.instance,
+            _CacheStats(self.stats, self.lanes, handler, self.tags),  # type: ignore[arg-type]
+            self._store, prefix=sm.prefix, kind="agents", instance=sm.instance,
             interval_s=sm.interval_s)
         self.watcher = FileWatcher((settings.schemas_path, settings.aggregation_path), self.reload,
                                    RULES_CHECK_INTERVAL_S)
+        from cadent.daemons.cache_http import cache_ops
+
+        self.ops, self.ops_server = cache_ops(self)   # its socket is bound here, before USER
+
+    def _drainer_args(self, name: str, writer: Writer) -> dict:
+        """The Drainer options of ``writer``'s lane: carbon's rate limits and WRITER_THREADS,
+        unless the writer brings its own (``drain_options``: network writers need no disk
+        budget); under ENABLE_TAGS the whisper writer's drainer registers the series with
+        graphite-web, which reads them from those files."""
+        cc = self.settings.cache
+        args: dict = dict(max_updates_per_second=cc.max_updates_per_second,
+                          max_creates_per_minute=cc.max_creates_per_minute,
+                          threads=cc.writer_threads, log_updates=cc.log_updates)
+        own = getattr(writer, "drain_options", None)
+        if own:
+            args.update(max_updates_per_second=math.inf, max_creates_per_minute=math.inf)
+            args.update(own)
+        if self.tags is not None and name == "whisper":
+            args["writer"] = RegisteringWriter(writer, self.tags)
+        return args
 
     # -- data path ----------------------------------------------------------------------
 
@@ -101,24 +134,28 @@ class CacheService:
             batch = self.metric_filter.apply(batch, self.stats)
             if not batch:
                 return
-        if droppable and self.cache.is_full:
+        if droppable and (self.cache.is_full if self.lanes.single else self.lanes.is_full):
             # UDP cannot be paused: while the cache is over MAX_CACHE_SIZE its points go.
             self.stats.incr("fullCacheDrops", len(batch))
             return
-        self.cache.store_batch(batch)
+        self._store(batch)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
         os.makedirs(self.settings.whisper.data_dir, exist_ok=True)
-        self.drainer.start()
+        self.lanes.start()
         if self.carbonlink is not None:
             self.carbonlink.start()
         self.inputs.start()
+        if self.kafka_input is not None:
+            self.kafka_input.start()
         self.reporter.start()
         if self.tags is not None:
             self.tags.start()
         self.watcher.start()
+        if self.ops_server is not None:
+            self.ops_server.start()
         cc = self.settings.cache
         log.info("cache started: data in %s, strategy %s, max %s points, %s updates/s, "
                  "%s creates/min", self.settings.whisper.data_dir, cc.strategy, cc.max_points,
@@ -126,34 +163,46 @@ class CacheService:
 
     def stop(self) -> bool:
         """Stop receiving, write the whole cache (within SHUTDOWN_DRAIN_SECONDS), then close."""
+        self.ops.stopping = True
         self.inputs.stop()
+        if self.kafka_input is not None:
+            self.kafka_input.stop()
         self.watcher.stop()
         self.reporter.stop()
         limit = self.settings.drain_seconds
-        points, metrics = self.cache.size, self.cache.queues
+        points, metrics = self.lanes.size, self.cache.queues
         log.info("writing %d cached points of %d metrics to disk (at most %.0f s)",
                  points, metrics, limit)
         started = time.monotonic()
-        clean = self.drainer.stop(limit)
+        clean = self.lanes.stop(limit)
         elapsed = time.monotonic() - started
         if clean:
             log.info("cache written to disk in %.2f s", elapsed)
         else:
             log.error("SHUTDOWN_DRAIN_SECONDS (%.0f s) passed: %d points of %d metrics are "
-                      "lost", limit, self.cache.size, self.cache.queues)
+                      "lost", limit, self.lanes.size, self.cache.queues)
+        if self.kafka_input is not None:
+            self.kafka_input.save_safe()   # what the writers finished is not read again
         if self.carbonlink is not None:
             self.carbonlink.stop()
         if self.tags is not None:
             self.tags.stop()
         for _, writer in self.writers:
             writer.close()
+        if self.ops_server is not None:
+            self.ops_server.stop()
         return clean
 
     def reload(self) -> None:
         """Re-read storage-schemas.conf and storage-aggregation.conf (for files created from
         now on); SIGHUP, or a change to either file (checked every 60 s as carbon does). A bad
-        file raises ConfigError and the rules in force are kept."""
+        file raises ConfigError and the rules in force are kept. The file writer reopens its
+        files too."""
         self.watcher.rearm()
+        for _, writer in self.writers:
+            reopen = getattr(writer, "reopen", None)
+            if reopen is not None:   # the file writer, after logrotate
+                reopen()
         _, _, schemas, aggregations = load_storage_rules(self.settings.conf.CONF_DIR)
         for _, writer in self.writers:
             writer.set_rules(schemas, aggregations)
@@ -162,7 +211,12 @@ class CacheService:
 
 
 def _load(args: argparse.Namespace) -> CacheSettings:
-    return load_cache_settings(args.config, args.instance, path_overrides(args))
+    settings = load_cache_settings(args.config, args.instance, path_overrides(args))
+    if "cassandra" in settings.databases:
+        from cadent.compat.cassandra_settings import cassandra_config
+
+        cassandra_config(settings.conf)   # a bad CASSANDRA_* value stops here, with file:line
+    return settings
 
 
 def _describe(settings: CacheSettings) -> str:
@@ -175,11 +229,18 @@ def main(argv: list[str] | None = None) -> int:
     from gevent import monkey
 
     monkey.patch_all()
-    from cadent.daemons.cli import Role, main_for
+    from cadent.daemons.cli import Role, main_for, parse_args
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--create-schema" in args:
+        # apply the Cassandra schema (CASSANDRA_* settings) and exit 0/1
+        from cadent.core.write.cassandra import create_schema_command
+
+        args.remove("--create-schema")
+        return create_schema_command(parse_args("cache", args), _load)
     role = Role(name="cache", load_settings=_load, build_service=CacheService,
                 describe=_describe)
-    return main_for(role, argv)
+    return main_for(role, args)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
-"""The interface every storage writer implements, and a fan-out over several writers.
+"""The interface every storage writer implements (several at once: ``lanes.py``).
 
 Writers are called from the cache's writer threads (real OS threads, WRITER_THREADS of them),
 never with two calls for the same metric at once, so they may block. ``write`` returns the number of points it committed; any exception means
 nothing is known to be written and the caller keeps the points for a retry.
+
+Optional: ``write_many(items)`` writes several ``(name, points)`` in one call (all or nothing),
+and ``drain_options`` (a dict of Drainer keywords such as ``threads`` and ``batch``) replaces
+carbon's rate limits and WRITER_THREADS for the writer's lane.
 """
 
 from __future__ import annotations
@@ -45,46 +49,4 @@ class Writer(Protocol):
         """Release every resource; the writer is not used afterwards."""
 
 
-class MultiWriter:
-    """Fan-out to several writers (e.g. during a migration). The first one is the primary:
-    metadata is read from it, and ``exists`` is true only when every writer has the series,
-    so a series missing from a newer backend gets created there too."""
-
-    def __init__(self, writers: Sequence[Writer]) -> None:
-        if not writers:
-            raise ValueError("MultiWriter needs at least one writer")
-        self.writers = tuple(writers)
-
-    def exists(self, name: str) -> bool:
-        return all(writer.exists(name) for writer in self.writers)
-
-    def create(self, name: str) -> None:
-        for writer in self.writers:
-            if not writer.exists(name):
-                writer.create(name)
-
-    def write(self, name: str, points: Points) -> int:
-        committed = [writer.write(name, points) for writer in self.writers]
-        return committed[0]
-
-    def get_metadata(self, name: str, key: str) -> Any:
-        return self.writers[0].get_metadata(name, key)
-
-    def set_metadata(self, name: str, key: str, value: Any) -> Any:
-        old = [writer.set_metadata(name, key, value) for writer in self.writers]
-        return old[0]
-
-    def set_rules(self, schemas: StorageSchemas, aggregations: StorageAggregation) -> None:
-        for writer in self.writers:
-            writer.set_rules(schemas, aggregations)
-
-    def flush(self) -> None:
-        for writer in self.writers:
-            writer.flush()
-
-    def close(self) -> None:
-        for writer in self.writers:
-            writer.close()
-
-
-__all__ = ["MultiWriter", "Points", "Writer"]
+__all__ = ["Points", "Writer"]
