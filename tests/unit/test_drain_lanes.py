@@ -135,3 +135,27 @@ def test_one_writer_is_the_lone_cache_and_never_sheds():
     gevent.sleep(0.05)
     lanes.check()
     assert not lanes.primary.shedding and not flow.is_open
+
+
+class CountingWriter(MemoryWriter):
+    """A backend with self-metrics of its own, as the Cassandra writer has."""
+
+    def collect_stats(self):
+        return {"cassandra.rowsWritten": self.calls}
+
+
+class Wrapping:
+    """A writer around another one (as tag registration wraps the primary)."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+
+def test_a_backends_own_self_metrics_are_reported_through_wrappers():
+    flow = FlowControl()
+    lanes = _lanes([("whisper", MemoryWriter()), ("cassandra", CountingWriter())], flow)
+    lanes.lanes[1].writer = Wrapping(lanes.lanes[1].writer)
+    stats = lanes.collect_stats()
+    assert stats["cassandra.rowsWritten"] == 0
+    assert not any(name.startswith("cassandra.") for name in
+                   _lanes([("whisper", MemoryWriter())], FlowControl()).collect_stats())

@@ -202,7 +202,20 @@ class Lanes:
             if lane is self.primary:
                 stats.update(plain)
             stats.update(prefixed)
+            stats.update(_backend_stats(lane.writer))
         return stats
+
+
+def _backend_stats(writer: Writer) -> dict[str, float]:
+    """A backend's own self-metrics (e.g. ``cassandra.*``), through any wrapping writer."""
+    while True:
+        collect = getattr(writer, "collect_stats", None)
+        if callable(collect):
+            return collect()
+        inner = getattr(writer, "writer", None)
+        if inner is None or inner is writer:
+            return {}
+        writer = inner
 
 
 __all__ = ["Lane", "Lanes"]
