@@ -18,11 +18,15 @@ $(VENV)/.created:
 	$(BIN)/pip install -q --upgrade pip
 	touch $@
 
-$(VENV)/.installed: setup.cfg pyproject.toml $(VENV)/.created
+# the compiled hot paths are built from these: rebuild when one changes
+COMPILED_SOURCES := setup.py $(wildcard cadent/*/*.pxd cadent/*/*/*.pxd) \
+	cadent/core/parse/plaintext.py cadent/statsd/parse.py
+
+$(VENV)/.installed: setup.cfg pyproject.toml $(COMPILED_SOURCES) $(VENV)/.created
 	$(BIN)/pip install -q -e '.[api]'
 	touch $@
 
-$(VENV)/.installed-test: setup.cfg pyproject.toml $(VENV)/.created
+$(VENV)/.installed-test: setup.cfg pyproject.toml $(COMPILED_SOURCES) $(VENV)/.created
 	$(BIN)/pip install -q -e '.[api,kafka,cassandra,test]'
 	touch $@
 
@@ -32,8 +36,15 @@ peers:
 run: setup
 	$(BIN)/python scripts/run_suite.py
 
+# every test with the compiled hot paths (they must be built), then the parsers' tests again
+# on their pure-Python twins, which stay the reference
+PURE_PYTHON_TESTS := tests/unit/test_parse_plaintext.py tests/unit/test_fuzz_parsers.py \
+	tests/unit/test_statsd_engine.py tests/unit/test_statsd_fuzz.py \
+	tests/unit/test_statsd_golden.py tests/unit/test_compiled_differential.py
+
 test: setup-test peers
-	$(BIN)/pytest -q -p no:cacheprovider
+	CADENT_REQUIRE_COMPILED=1 $(BIN)/pytest -q -p no:cacheprovider
+	CADENT_PURE_PYTHON=1 $(BIN)/pytest -q -p no:cacheprovider $(PURE_PYTHON_TESTS)
 
 bench: setup-test peers
 	$(BIN)/python bench/relay_bench.py

@@ -12,7 +12,12 @@ Etsy statsd runs with a 4 MiB socket receive buffer (``net.core.rmem_default`` i
 to 4 MiB for its runs and restored afterwards); cadent-statsd runs with its defaults plus
 the worker counts given by ``--cadent-workers``.
 
-    python bench/statsd_bench.py [--rates 200000,400000,...] [--seconds 4]
+``--traffic mixed`` sends ~1400-byte datagrams of 60% counters (value 1), 25% timers and 15%
+gauges over 10k names, ``--traffic counters`` counters only (``bench/micro_statsd.py`` makes
+both); the default ``lines`` keeps ``--lines-per-packet`` lines of c/ms/g/c. The last line
+prints each cadent run's loss-free rate as a ratio to Etsy statsd's.
+
+    python bench/statsd_bench.py [--rates 200000,400000,...] [--seconds 4] [--traffic mixed]
 """
 
 from __future__ import annotations
@@ -52,9 +57,21 @@ def _packets(lines_per_packet: int, keys: int = 10000, count: int = 2000, prefix
     return out
 
 
-def _blast(port: int, rate: float, seconds: float, lines_per_packet: int, result_path: str) -> None:
+def _traffic(traffic: str, lines_per_packet: int) -> list[bytes]:
+    """The datagrams to cycle through."""
+    if traffic == "lines":
+        return _packets(lines_per_packet)
+    from bench.micro_statsd import make_packets
+
+    return [t.encode() for t in make_packets(100_000, counters_only=traffic == "counters")]
+
+
+def _blast(port: int, rate: float, seconds: float, traffic: str, lines_per_packet: int,
+           result_path: str) -> None:
     """Send paced datagrams; write how many lines went out."""
-    packets = _packets(lines_per_packet)
+    packets = _traffic(traffic, lines_per_packet)
+    lines_in = [packet.count(b"\n") + 1 for packet in packets]
+    lines_per_packet = sum(lines_in) / len(packets)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     per_s = rate / lines_per_packet
@@ -62,6 +79,7 @@ def _blast(port: int, rate: float, seconds: float, lines_per_packet: int, result
     sent = 0
     total = int(per_s * seconds)
     i = 0
+    lines = 0
     while sent < total:
         due = start + sent / per_s
         now = time.perf_counter()
@@ -73,9 +91,10 @@ def _blast(port: int, rate: float, seconds: float, lines_per_packet: int, result
                 sock.sendto(packets[i], ("127.0.0.1", port))
             except OSError:
                 pass
+            lines += lines_in[i]
             i = (i + 1) % len(packets)
         sent += burst
-    Path(result_path).write_text(str(sent * lines_per_packet))
+    Path(result_path).write_text(str(lines))
 
 
 class Daemon:
@@ -107,6 +126,13 @@ class Daemon:
         proc = psutil.Process(self.proc.pid)
         return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
 
+    def cpu_seconds(self) -> float:
+        import psutil
+
+        proc = psutil.Process(self.proc.pid)
+        times = [p.cpu_times() for p in [proc, *proc.children(recursive=True)]]
+        return sum(t.user + t.system for t in times)
+
     def stop(self) -> None:
         import signal
 
@@ -123,15 +149,17 @@ def _counted(sink: RawCarbonSink, before: int) -> float:
                if line.startswith("stats_counts.statsd.metrics_received "))
 
 
-def run_rate(kind: str, workers: int, rate: float, seconds: float, lpp: int) -> dict:
+def run_rate(kind: str, workers: int, rate: float, seconds: float, lpp: int,
+             traffic: str = "lines") -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="statsd-bench-"))
     sink = RawCarbonSink()
     daemon = Daemon(kind, workers, tmp, sink.port)
     try:
         sink.flush(15)
         before = len(sink.all_lines())
+        cpu_before = daemon.cpu_seconds()
         result = tmp / "sent"
-        sender = Process(target=_blast, args=(daemon.port, rate, seconds, lpp, str(result)))
+        sender = Process(target=_blast, args=(daemon.port, rate, seconds, traffic, lpp, str(result)))
         started = time.perf_counter()
         sender.start()
         sender.join()
@@ -143,8 +171,10 @@ def run_rate(kind: str, workers: int, rate: float, seconds: float, lpp: int) -> 
             if got != last:
                 last, stable_since = got, time.monotonic()
             time.sleep(0.2)
+        cpu = daemon.cpu_seconds() - cpu_before
         return {"daemon": kind, "workers": workers, "offered": rate, "achieved_send": sent / elapsed,
-                "sent": sent, "counted": int(last), "loss_pct": round(100 * (1 - last / sent), 3)}
+                "sent": sent, "counted": int(last), "loss_pct": round(100 * (1 - last / sent), 3),
+                "cpu_us_per_line": round(1e6 * cpu / max(1, last), 2)}
     finally:
         daemon.stop()
         sink.close()
@@ -179,8 +209,10 @@ def main() -> int:
     parser.add_argument("--rates", default="200000,300000,400000,500000,600000,800000,1000000")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--lines-per-packet", type=int, default=50)
+    parser.add_argument("--traffic", choices=("lines", "mixed", "counters"), default="lines")
     parser.add_argument("--cadent-workers", default="1,2")
     parser.add_argument("--skip-statsd", action="store_true")
+    parser.add_argument("--no-rss", action="store_true", help="skip the RSS at 100k keys runs")
     parser.add_argument("--json", help="write results here")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
@@ -191,6 +223,7 @@ def main() -> int:
         else:
             runs.insert(0, ("statsd", 1))
     results = []
+    best_of: dict[tuple[str, int], float] = {}
     for kind, workers in runs:
         saved = None
         if kind == "statsd":
@@ -199,19 +232,26 @@ def main() -> int:
         try:
             best = 0.0
             for rate in rates:
-                row = run_rate(kind, workers, rate, args.seconds, args.lines_per_packet)
+                row = run_rate(kind, workers, rate, args.seconds, args.lines_per_packet,
+                               args.traffic)
                 results.append(row)
                 print(json.dumps(row), flush=True)
                 if row["loss_pct"] < 0.1:
                     best = max(best, rate)
                 elif row["loss_pct"] > 5:
                     break
-            results.append(rss_at_keys(kind, workers))
-            print(json.dumps(results[-1]), flush=True)
+            best_of[kind, workers] = best
+            if not args.no_rss:
+                results.append(rss_at_keys(kind, workers))
+                print(json.dumps(results[-1]), flush=True)
             print(f"== {kind} workers={workers}: loss-free (<0.1%) up to {best:,.0f} lines/s", flush=True)
         finally:
             if saved is not None:
                 Path(RMEM).write_text(saved)
+    peer = best_of.get(("statsd", 1))
+    for (kind, workers), best in best_of.items():
+        if kind == "cadent" and peer:
+            print(f"== ratio cadent workers={workers} / statsd: {best / peer:.2f}x", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -123,7 +123,7 @@ def run_rate(kind: str, rate: float, seconds: float, lpp: int) -> dict:
     try:
         cpu0 = front.cpu_seconds()
         result = tmp / "sent"
-        sender = Process(target=_blast, args=(port, rate, seconds, lpp, str(result)))
+        sender = Process(target=_blast, args=(port, rate, seconds, "lines", lpp, str(result)))
         started = time.perf_counter()
         sender.start()
         sender.join()

@@ -2,7 +2,7 @@
 # Build the cadent .deb from this checkout: packaging/build-deb.sh [OUTDIR]
 # The tree is staged under OUTDIR/src with packaging/debian as debian/, then
 # `dpkg-buildpackage -us -uc -b` runs there; the .deb lands in OUTDIR (default: build/deb).
-# Build dependencies: apt-get install debhelper python3.11-venv
+# Build dependencies: apt-get install debhelper python3.11-venv python3.11-dev gcc
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(dirname "$HERE")

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol, TextIO
 
+from cadent.compiled import summary as compiled_summary
 from cadent.daemons.logsetup import drop_console, hold_records, setup_logging
 from cadent.daemons.privileges import (RunAs, StartupError, drop_privileges, hand_over,
                                        make_dir_for, resolve_user)
@@ -280,6 +281,8 @@ def run_service(role: Role, settings: object, report: StartupReport | None = Non
     gevent.signal_handler(signal.SIGTERM, on_term)
     gevent.signal_handler(signal.SIGINT, on_term)
     gevent.signal_handler(signal.SIGHUP, on_hup)
+    # before start_service: it drops privileges, and USER may not read the interpreter's tree
+    log.info("%s", compiled_summary())
     try:
         service = start_service(role, settings, after_bind)
     except StartupError as exc:
@@ -290,7 +293,12 @@ def run_service(role: Role, settings: object, report: StartupReport | None = Non
     report.ready()
     tune_gc()
     done.wait()
-    clean = service.stop()
+    try:
+        clean = service.stop()
+    except Exception:
+        # in the background stderr goes nowhere: the reason must reach console.log
+        log.exception("stopping failed")
+        return 1
     if clean:
         log.info("stopped")
         return 0

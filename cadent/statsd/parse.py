@@ -113,7 +113,10 @@ class PacketParser:
                 if not value_text:
                     bad += 1
                     continue
-                value = js_number(value_text)
+                if value_text.isdigit() and value_text.isascii():
+                    value = float(value_text)  # what Number() gives for plain digits
+                else:
+                    value = js_number(value_text)
                 if value != value or (mtype == "ms" and not value >= 0):
                     bad += 1
                     continue
@@ -130,3 +133,8 @@ class PacketParser:
 
 
 __all__ = ["PacketParser", "ParseResult", "COUNTER", "TIMER", "GAUGE", "SET"]
+
+
+from cadent.compiled import import_compiled  # noqa: E402
+
+import_compiled(globals(), "cadent.statsd._cadent_c_parse")

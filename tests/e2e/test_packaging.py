@@ -277,7 +277,8 @@ def clean_machine(tmp_path):
         pytest.skip("a cadent package is installed here; not touching it")
     user_existed = run(["getent", "passwd", "cadent"], check=False).returncode == 0
     data_existed = Path("/var/lib/cadent").exists()
-    needed = [p for p in ("debhelper", "rpm", "python3.11-venv") if not installed(p)]
+    needed = [p for p in ("debhelper", "rpm", "python3.11-venv", "python3.11-dev", "gcc")
+              if not installed(p)]
     if needed:
         run(["apt-get", "install", "-y", "-q", *needed], timeout=600)
     yield tmp_path

@@ -10,6 +10,10 @@ The common buffer is parsed without a Python-level loop per line: the decoded te
 into one flat token list with a sentinel token standing for each newline, the sentinel
 positions prove every line had three fields, and the numeric columns are converted by
 ``map(float, ...)``. Any buffer that fails those bulk checks is re-parsed line by line.
+
+Compiled (see :mod:`cadent.compiled`), an ASCII buffer first goes through ``_scan_ascii``, one
+pass over the bytes that makes a str only for each name and converts plain decimal numbers
+itself; whatever it does not accept takes the path above, so results are the same.
 """
 
 from __future__ import annotations
@@ -20,6 +24,13 @@ from typing import Callable
 
 from cadent.core.parse._checks import assemble
 from cadent.core.point import Batch
+
+try:
+    import cython
+
+    _COMPILED = cython.compiled  # True in the compiled twin, False when run as Python
+except ImportError:  # Cython is needed only to build the compiled twin
+    _COMPILED = False
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +136,10 @@ class LineParser:
             return []
         if len(complete) > self.max_line_bytes + 1 and self._may_have_oversize(complete):
             return self._parse_lines(complete.split(b"\n")[:-1], check_length=True)
+        if _COMPILED and complete.__class__ is bytes and complete.isascii():
+            columns = _scan_ascii(complete)
+            if columns is not None:
+                return self._finish(*columns)
         try:
             text = complete.decode("utf-8")
         except UnicodeDecodeError:
@@ -177,8 +192,12 @@ class LineParser:
             timestamps = list(map(float, tokens[2::4]))
         except ValueError:
             return None
+        return self._finish(tokens[0::4], timestamps, values)
+
+    def _finish(self, names: list, timestamps: list, values: list) -> Batch:
+        """The receiver checks over the columns of lines that all had three good fields."""
         batch, nan_values, bad_timestamps = assemble(
-            tokens[0::4], timestamps, values, self.clock(), self.min_timestamp_resolution
+            names, timestamps, values, self.clock(), self.min_timestamp_resolution
         )
         if nan_values:
             self.nan_values += nan_values
@@ -257,3 +276,100 @@ class LineParser:
                 bad_timestamps, self.peer,
             )
         return batch
+
+
+_NEWLINE = 10
+_MAX_PLAIN_DIGITS = 15  # a decimal integer of at most 15 digits is exact in a double
+
+
+def _is_space(c: int) -> bool:
+    """Whether byte ``c`` is whitespace to ``str.split()``, the newline aside."""
+    return c == 32 or 9 <= c <= 13 and c != 10 or 28 <= c <= 31
+
+
+def _plain_number(data: bytes, start: int, end: int) -> float | None:
+    """``float(data[start:end])``, or None when that raises ValueError.
+
+    A plain decimal (optional sign, digits, optional fraction, at most 15 digits in all) is
+    converted here: digits and a power of ten both exact, their quotient is the correctly
+    rounded value ``float()`` gives. Anything else goes to ``float()`` itself.
+    """
+    pos = start
+    negative = False
+    if pos < end and (data[pos] == 45 or data[pos] == 43):  # - +
+        negative = data[pos] == 45
+        pos += 1
+    mantissa = 0
+    digits = 0
+    scale = -1
+    while pos < end:
+        c = data[pos]
+        if 48 <= c <= 57:
+            digits += 1
+            if digits <= _MAX_PLAIN_DIGITS:  # so the mantissa stays below 10**15
+                mantissa = mantissa * 10 + (c - 48)
+            if scale >= 0:
+                scale += 1
+        elif c == 46 and scale < 0:  # the first dot
+            scale = 0
+        else:
+            break
+        pos += 1
+    if pos == end and 0 < digits <= _MAX_PLAIN_DIGITS:
+        number = float(mantissa)
+        if scale > 0:
+            power = 1.0
+            for _ in range(scale):
+                power *= 10.0  # exact: every power of ten up to 1e15 is a double
+            number = number / power
+        return -number if negative else number
+    try:
+        return float(data[start:end])
+    except ValueError:
+        return None
+
+
+def _scan_ascii(data: bytes) -> tuple[list, list, list] | None:
+    """Columns (names, timestamps, values) of ASCII ``data`` made of complete lines, or None
+    as soon as a line is not three fields with two numbers (the caller then re-parses)."""
+    names: list = []
+    timestamps: list = []
+    values: list = []
+    end = len(data)
+    pos = 0
+    while pos < end:
+        fields = 0
+        name_start = name_end = value_start = value_end = ts_start = ts_end = 0
+        while True:
+            while pos < end and _is_space(data[pos]):
+                pos += 1
+            if pos >= end or data[pos] == _NEWLINE:
+                break
+            start = pos
+            while pos < end and data[pos] != _NEWLINE and not _is_space(data[pos]):
+                pos += 1
+            if fields == 0:
+                name_start, name_end = start, pos
+            elif fields == 1:
+                value_start, value_end = start, pos
+            elif fields == 2:
+                ts_start, ts_end = start, pos
+            else:
+                return None
+            fields += 1
+        if fields != 3:
+            return None
+        value = _plain_number(data, value_start, value_end)
+        timestamp = _plain_number(data, ts_start, ts_end)
+        if value is None or timestamp is None:
+            return None
+        names.append(data[name_start:name_end].decode("ascii"))
+        values.append(value)
+        timestamps.append(timestamp)
+        pos += 1  # the newline
+    return names, timestamps, values
+
+
+from cadent.compiled import import_compiled  # noqa: E402
+
+import_compiled(globals(), "cadent.core.parse._cadent_c_plaintext")

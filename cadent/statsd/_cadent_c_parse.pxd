@@ -1,0 +1,17 @@
+# Types for the compiled twin of parse.py (Cython pure-Python mode).
+cimport cython
+
+cdef object _RATE_DIGITS
+cdef Py_ssize_t _KEY_CACHE_MAX
+
+cdef class PacketParser:
+    cdef public bint sanitize
+    cdef dict _keys
+
+    cpdef str _key(self, str raw)
+
+    @cython.locals(updates=list, metrics=Py_ssize_t, bad=Py_ssize_t, line=str, parts=list,
+                   body=str, raw_key=str, segments=list, tags=list, key=str, segment=str,
+                   fields=list, value_text=str, mtype=str, kind=str, rate_text=str, rest=str,
+                   inv_rate=double, rate=double, value=double)
+    cpdef parse(self, packet)

@@ -1,0 +1,73 @@
+"""Builds the optional compiled twins of cadent's hot modules (see docs/architecture.md).
+
+Everything else is declared in setup.cfg. Each twin is the module's own Python source compiled
+by Cython in pure-Python mode, typed by the ``_cadent_c_<module>.pxd`` beside it. Without
+Cython or a working C compiler the build warns and installs pure Python; set
+``CADENT_NO_COMPILE=1`` to skip compiling on purpose.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+# (extension module, Python source); keep in step with cadent/compiled.py COMPILED_TWINS.
+TWINS = [
+    ("cadent.core.parse._cadent_c_plaintext", "cadent/core/parse/plaintext.py"),
+    ("cadent.statsd._cadent_c_parse", "cadent/statsd/parse.py"),
+]
+
+# Parsers of network input keep Cython's bounds and negative-index checks on.
+DIRECTIVES = {
+    "language_level": "3",
+    "boundscheck": True,
+    "wraparound": True,
+    "annotation_typing": False,
+    "binding": False,
+}
+
+
+def _warn(message: str) -> None:
+    print(f"WARNING: {message}; cadent installs its pure-Python modules", file=sys.stderr)
+
+
+def compiled_extensions() -> list:
+    if os.environ.get("CADENT_NO_COMPILE", "").strip().lower() not in ("", "0", "false", "no"):
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        _warn("Cython is not available")
+        return []
+    extensions = [
+        Extension(name, [source], depends=[os.path.join(os.path.dirname(source),
+                                                        name.rsplit(".", 1)[1] + ".pxd")])
+        for name, source in TWINS
+    ]
+    try:
+        # force: Cython's change tracking does not see a .pxd named after the extension.
+        return cythonize(extensions, compiler_directives=DIRECTIVES, build_dir="build/cython",
+                         quiet=True, force=True)
+    except Exception as exc:  # a Cython error must not make the install fail
+        _warn(f"Cython could not translate the compiled twins ({exc})")
+        return []
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that turns a missing compiler or a failed compile into a warning."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:
+            _warn(f"building the compiled twins failed ({exc})")
+
+    def build_extension(self, ext) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            _warn(f"compiling {ext.name} failed ({exc})")
+
+
+setup(ext_modules=compiled_extensions(), cmdclass={"build_ext": OptionalBuildExt})
