@@ -7,7 +7,9 @@ a real OS thread writes it to whisper files; CarbonLink answers graphite-web fro
 With several writers (``DATABASE = whisper, kafka``) each has its own cache and drainer, a
 lane (:mod:`cadent.core.write.lanes`); CarbonLink answers from the primary's.
 Self-metrics (``carbon.agents.<host>-<instance>.*``) are stored into the cache itself, so they
-end up in whisper files like any other series.
+end up in whisper files like any other series. With ENABLE_WAL every received batch goes
+through the write-ahead log (:mod:`cadent.core.wal`) on its way into the lanes, and the log is
+replayed at start before any listener serves.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from cadent.compat.cache_settings import CacheSettings, load_cache_settings, load_storage_rules
 from cadent.compat.graphite_tags import RegisteringWriter, TagRegistrar
 from cadent.compat.kafka_settings import kafka_input_config, writer_stall_seconds
+from cadent.compat.wal_settings import wal_config
 from cadent.core.filewatch import FileWatcher
 from cadent.core.flow import FlowControl
 from cadent.core.net.carbonlink_server import CarbonLinkServer
@@ -30,6 +33,7 @@ from cadent.core.net.inputs import Inputs
 from cadent.core.net.kafka_input import KafkaInput
 from cadent.core.point import Batch
 from cadent.core.stats import ProcessGauges, SelfMetricsReporter, Stats
+from cadent.core.wal import WriteAheadLog
 from cadent.core.write.base import Writer
 from cadent.core.write.factory import build_writers
 from cadent.core.write.lanes import Lanes
@@ -83,16 +87,20 @@ class CacheService:
         # one writer: the lone cache's own store, exactly the path of a single cache
         self._store = self.cache.store_batch if self.lanes.single else self.lanes.store_batch
         self.metric_filter = settings.metric_filter
+        # the write-ahead log: every received batch is logged, then stored in every lane
+        self.wal = None
+        wal = wal_config(settings.conf)
+        if wal is not None:
+            self.wal = WriteAheadLog(wal, barrier=self.lanes.barrier,
+                                     unwritten=self.lanes.unwritten)
         self.inputs = Inputs(settings.receivers, self.ingest, flow=self.flow, stats=self.stats)
         self.kafka_input = None
         kafka_in = kafka_input_config(settings.conf, "cache")
         if kafka_in is not None:
-            lanes = self.lanes.lanes
             # its offsets are saved once every writer has written what was read before them
             self.kafka_input = KafkaInput(
                 kafka_in, self.ingest, flow=self.flow, stats=self.stats,
-                barrier=lambda: tuple(lane.cache.stores for lane in lanes),
-                unwritten=lambda: tuple(lane.cache.oldest_unwritten() for lane in lanes))
+                barrier=self.lanes.barrier, unwritten=self.lanes.unwritten)
         self.carbonlink = None
         if settings.carbonlink is not None:
             self.carbonlink = CarbonLinkServer(settings.carbonlink, self.cache, self.writer,
@@ -100,7 +108,8 @@ class CacheService:
         sm = settings.self_metrics
         handler = self.carbonlink.handler if self.carbonlink is not None else None
         self.reporter = SelfMetricsReporter(
-            _CacheStats(self.stats, self.lanes, handler, self.tags),  # type: ignore[arg-type]
+            _CacheStats(self.stats, self.lanes, handler, self.tags,  # type: ignore[arg-type]
+                        self.wal),
             self._store, prefix=sm.prefix, kind="agents", instance=sm.instance,
             interval_s=sm.interval_s)
         self.watcher = FileWatcher((settings.schemas_path, settings.aggregation_path), self.reload,
@@ -138,13 +147,20 @@ class CacheService:
             # UDP cannot be paused: while the cache is over MAX_CACHE_SIZE its points go.
             self.stats.incr("fullCacheDrops", len(batch))
             return
-        self._store(batch)
+        if self.wal is not None:
+            self.wal.store(batch, self._store)
+        else:
+            self._store(batch)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
         os.makedirs(self.settings.whisper.data_dir, exist_ok=True)
         self.lanes.start()
+        if self.wal is not None:
+            # the previous run's log goes into the caches before any listener serves
+            self.wal.replay(self._store)
+            self.wal.start()
         if self.carbonlink is not None:
             self.carbonlink.start()
         self.inputs.start()
@@ -175,6 +191,8 @@ class CacheService:
                  points, metrics, limit)
         started = time.monotonic()
         clean = self.lanes.stop(limit)
+        if self.wal is not None:
+            self.wal.close(written=clean)   # all written: nothing left to replay
         elapsed = time.monotonic() - started
         if clean:
             log.info("cache written to disk in %.2f s", elapsed)

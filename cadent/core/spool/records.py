@@ -43,8 +43,12 @@ def list_segments(directory: str) -> list[int]:
 
 
 def pack_record(points: int, body: bytes) -> bytes:
-    count = struct.pack("!I", points)
-    return HEADER.pack(len(body), points, zlib.crc32(count + body)) + body
+    return record_header(points, body) + body
+
+
+def record_header(points: int, body: bytes) -> bytes:
+    """The 12 bytes that go before ``body`` in its record (no copy of the body is made)."""
+    return HEADER.pack(len(body), points, zlib.crc32(body, zlib.crc32(struct.pack("!I", points))))
 
 
 @dataclass

@@ -116,6 +116,16 @@ class Lanes:
                 continue
             cache.store_batch(batch)
 
+    def barrier(self) -> tuple[int, ...]:
+        """Each lane's count of stores so far (``MetricCache.stores``): what was stored up to
+        now is written by every writer once :meth:`unwritten` is above it, lane by lane."""
+        return tuple(lane.cache.stores for lane in self.lanes)
+
+    def unwritten(self) -> tuple[int, ...]:
+        """Each lane's oldest store with a point not yet written
+        (``MetricCache.oldest_unwritten``)."""
+        return tuple(lane.cache.oldest_unwritten() for lane in self.lanes)
+
     @property
     def is_full(self) -> bool:
         """True while a lane that pushes back is at its limit (UDP drops then)."""
