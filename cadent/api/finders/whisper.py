@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cadent.api.finders.glob import PatternError, expand_braces, match_node, split_pattern
+from cadent.core.lograte import LogLimiter
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class WhisperFinder:
     def __init__(self, roots: Sequence[str]) -> None:
         self.roots = [os.path.abspath(r) for r in roots]
         self.counters = {"refused": 0}
-        self._next_log = 0.0
+        self._refuse_log = LogLimiter(60.0)
 
     def find(self, pattern: str, leaves_only: bool = False,
              deadline: float | None = None) -> list[Node]:
@@ -168,9 +169,7 @@ class WhisperFinder:
 
     def _refuse(self, what: str, name: str) -> None:
         self.counters["refused"] += 1
-        now = time.monotonic()
-        if now >= self._next_log:
-            self._next_log = now + 60.0
+        if self._refuse_log.ready():
             log.warning("refused %s %r: it is malformed or resolves outside the whisper roots"
                         " (%d refused so far)", what, name[:300], self.counters["refused"])
 
