@@ -116,9 +116,7 @@ def databases(conf: CarbonSettings) -> tuple[str, ...]:
     """DATABASE as a tuple of backend names, the primary first (``whisper, cassandra``)."""
     from cadent.core.write.factory import BACKENDS
 
-    raw = conf.DATABASE
-    names = [str(item).strip().lower() for item in (raw if isinstance(raw, list) else
-                                                    str(raw or "whisper").split(","))]
+    names = [item.strip().lower() for item in str(conf.DATABASE or "whisper").split(",")]
     names = [name for name in names if name]
     if not names:
         raise conf.error("DATABASE", "names no backend")

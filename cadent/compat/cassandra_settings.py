@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cadent.compat.errors import ConfigError
 from cadent.compat.settings import AGGREGATOR_CACHE, API, CACHE, Setting, register
 
 if TYPE_CHECKING:
@@ -106,34 +105,28 @@ def parse_host(text: str) -> tuple[str, int]:
 def cassandra_config(conf: CarbonSettings) -> CassandraConfig:
     """The CASSANDRA_* settings of ``conf``; ConfigError (file:line) for a bad value."""
 
-    def fail(key: str, reason: str) -> ConfigError:
-        return ConfigError(conf.path or "carbon.conf", conf.lines.get(key, 0), reason, key)
-
-    raw_hosts = conf.CASSANDRA_HOSTS
-    items = [str(item).strip() for item in (raw_hosts if isinstance(raw_hosts, (list, tuple))
-                                            else str(raw_hosts).split(","))]
     hosts = []
-    for item in filter(None, items):
+    for item in filter(None, conf.CASSANDRA_HOSTS):   # a "list" setting: items stripped
         try:
             hosts.append(parse_host(item))
         except ValueError as exc:
-            raise fail("CASSANDRA_HOSTS", str(exc)) from None
+            raise conf.error("CASSANDRA_HOSTS", str(exc)) from None
     if not hosts:
-        raise fail("CASSANDRA_HOSTS", "names no host")
+        raise conf.error("CASSANDRA_HOSTS", "names no host")
     keyspace = str(conf.CASSANDRA_KEYSPACE).strip()
     if not keyspace.replace("_", "a").isalnum() or not keyspace[:1].isalpha() or len(keyspace) > 48:
-        raise fail("CASSANDRA_KEYSPACE", f"{keyspace!r} is not a keyspace name "
+        raise conf.error("CASSANDRA_KEYSPACE", f"{keyspace!r} is not a keyspace name "
                                          "(a letter, then letters, digits or _, at most 48)")
     consistency = str(conf.CASSANDRA_CONSISTENCY).strip().upper()
     if consistency not in CONSISTENCY_LEVELS:
-        raise fail("CASSANDRA_CONSISTENCY", f"{consistency!r} is not one of "
+        raise conf.error("CASSANDRA_CONSISTENCY", f"{consistency!r} is not one of "
                                             f"{', '.join(CONSISTENCY_LEVELS)}")
     protocol = conf.CASSANDRA_PROTOCOL_VERSION
     if protocol not in (3, 4, 5):
-        raise fail("CASSANDRA_PROTOCOL_VERSION", f"{protocol!r} is not 3, 4 or 5")
+        raise conf.error("CASSANDRA_PROTOCOL_VERSION", f"{protocol!r} is not 3, 4 or 5")
     user, password = conf.CASSANDRA_USER or None, conf.CASSANDRA_PASSWORD
     if user and password is None:
-        raise fail("CASSANDRA_USER", "CASSANDRA_USER needs CASSANDRA_PASSWORD")
+        raise conf.error("CASSANDRA_USER", "CASSANDRA_USER needs CASSANDRA_PASSWORD")
     numbers = {}
     for key, minimum in (("CASSANDRA_MAX_INFLIGHT", 1), ("CASSANDRA_REPLICATION_FACTOR", 1),
                          ("CASSANDRA_RECENT_BINS", 0), ("CASSANDRA_BIN_WINDOW", 0),
@@ -142,7 +135,7 @@ def cassandra_config(conf: CarbonSettings) -> CassandraConfig:
         value = conf[key]
         if not isinstance(value, (int, float)) or value != value or value == float("inf") \
                 or value < minimum:
-            raise fail(key, f"must be a number of at least {minimum}, not {value!r}")
+            raise conf.error(key, f"must be a number of at least {minimum}, not {value!r}")
         numbers[key] = value
     return CassandraConfig(
         hosts=tuple(hosts), keyspace=keyspace, user=user, password=password,

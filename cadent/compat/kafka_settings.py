@@ -24,7 +24,7 @@ INPUT_FORMATS = ("plaintext", "pickle", "cadent-json")
 MIB = 1024 * 1024
 
 register(*(Setting(name, default, kind, doc, roles) for name, default, kind, roles, doc in [
-    ("KAFKA_BROKERS", "", "list", _W, "Kafka writer: bootstrap brokers, host:port, ..."),
+    ("KAFKA_BROKERS", [], "list", _W, "Kafka writer: bootstrap brokers, host:port, ..."),
     ("KAFKA_METRIC_TOPIC", "cadent", "str", _W, "Kafka writer: topic of the metric messages"),
     ("KAFKA_INDEX_TOPIC", "cadent", "str", _W, "Kafka writer: topic of the index messages"),
     ("KAFKA_WRITE_INDEX", True, "bool", _W, "Kafka writer: send an index message per new series"),
@@ -42,9 +42,9 @@ register(*(Setting(name, default, kind, doc, roles) for name, default, kind, rol
      "Kafka writer: seconds a write waits for its acknowledgements before it is retried"),
     ("KAFKA_WRITE_BATCH", 500, "int", _W, "Kafka writer: series handed to the producer at once"),
     ("KAFKA_WRITER_THREADS", 2, "int", _W, "Kafka writer: threads draining its cache"),
-    ("KAFKA_INPUT_BROKERS", "", "list", _IN, "Kafka input: brokers to read from (empty: off)"),
+    ("KAFKA_INPUT_BROKERS", [], "list", _IN, "Kafka input: brokers to read from (empty: off)"),
     ("KAFKA_INPUT_TOPIC", "cadent", "str", _IN, "Kafka input: topic"),
-    ("KAFKA_INPUT_PARTITIONS", "0", "list", _IN,
+    ("KAFKA_INPUT_PARTITIONS", ["0"], "list", _IN,
      "Kafka input: partitions read (explicit list; no consumer group)"),
     ("KAFKA_INPUT_FORMAT", "plaintext", "str", _IN,
      "Kafka input: plaintext (graphite lines), pickle, or cadent-json (metric messages)"),
@@ -100,9 +100,7 @@ class FileWriterConfig:
 
 
 def _brokers(conf: CarbonSettings, key: str) -> tuple[str, ...]:
-    raw = conf[key]
-    items = raw if isinstance(raw, (list, tuple)) else str(raw or "").split(",")
-    brokers = tuple(str(item).strip() for item in items if str(item).strip())
+    brokers = tuple(item for item in conf[key] if item)   # a "list" setting: items stripped
     for broker in brokers:
         host, _, port = broker.rpartition(":")
         if not host or not port.isdigit():
@@ -166,9 +164,8 @@ def kafka_input_config(conf: CarbonSettings, role: str) -> KafkaInputConfig | No
     if not brokers:
         return None
     raw = conf.KAFKA_INPUT_PARTITIONS
-    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
     try:
-        partitions = tuple(sorted({int(str(item).strip()) for item in items if str(item).strip()}))
+        partitions = tuple(sorted({int(item) for item in raw if item}))
     except ValueError:
         raise conf.error("KAFKA_INPUT_PARTITIONS", f"expected partition numbers, not {raw!r}") \
             from None
