@@ -84,8 +84,7 @@ class CacheService:
             drainer_args=self._drainer_args, stall_s=writer_stall_seconds(settings.conf))
         self.cache = self.lanes.primary.cache
         self.drainer = self.lanes.primary.drainer
-        # one writer: the lone cache's own store, exactly the path of a single cache
-        self._store = self.cache.store_batch if self.lanes.single else self.lanes.store_batch
+        self._store = self.lanes.store_batch   # one writer: straight into its cache
         self.metric_filter = settings.metric_filter
         # the write-ahead log: every received batch is logged, then stored in every lane
         self.wal = None
@@ -143,7 +142,7 @@ class CacheService:
             batch = self.metric_filter.apply(batch, self.stats)
             if not batch:
                 return
-        if droppable and (self.cache.is_full if self.lanes.single else self.lanes.is_full):
+        if droppable and self.lanes.is_full:
             # UDP cannot be paused: while the cache is over MAX_CACHE_SIZE its points go.
             self.stats.incr("fullCacheDrops", len(batch))
             return

@@ -100,7 +100,7 @@ class Lanes:
 
     def store_batch(self, batch) -> None:
         """Store ``batch`` into every lane (a shedding lane at its limit drops it)."""
-        if len(self.lanes) == 1:
+        if self.single:
             self.primary.cache.store_batch(batch)
             return
         if not isinstance(batch, list):
