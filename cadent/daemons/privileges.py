@@ -8,6 +8,7 @@ start-up error, not a surprise later) and :func:`drop_privileges` does the switc
 
 from __future__ import annotations
 
+import importlib
 import os
 import pwd
 from dataclasses import dataclass
@@ -73,10 +74,18 @@ def hand_over(paths: list[str], run_as: RunAs | None) -> None:
         os.chown(path, run_as.uid, run_as.gid)
 
 
+# Standard modules the running daemons import only on first use. USER may not be able to read
+# the interpreter's tree (a Python installed under /root), so they are loaded while still root:
+# ``encodings.idna`` encodes every host name a sender or health check connects to.
+_LOADED_BEFORE_SWITCHING = ("encodings.idna",)
+
+
 def drop_privileges(run_as: RunAs | None) -> None:
     """Become ``run_as`` for good: supplementary groups, gid, uid, then HOME/USER/LOGNAME."""
     if run_as is None:
         return
+    for module in _LOADED_BEFORE_SWITCHING:
+        importlib.import_module(module)
     os.initgroups(run_as.name, run_as.gid)
     os.setresgid(run_as.gid, run_as.gid, run_as.gid)
     os.setresuid(run_as.uid, run_as.uid, run_as.uid)

@@ -230,20 +230,30 @@ class DestinationSender:
         self._backoff = min(self._backoff * 2, self.backoff_max_s)
 
     def _run(self) -> None:
-        queue = self.queue
         while True:
-            if queue.diverted:
-                if self._ensure_connected():
-                    self._replay()
-                continue
-            if not queue.wait_not_empty(timeout=1.0):
-                self._check_queue()
-                if self._stopping:
+            try:
+                if self._step():
                     return
-                continue
+            except Exception:
+                # a bug must not silence this destination for good: its points stay queued
+                log.exception("sender for %s failed; retrying", self.destination)
+                self._close()
+                self._failed()
+
+    def _step(self) -> bool:
+        """One round of the sender's loop; True when it is stopping and has nothing left."""
+        queue = self.queue
+        if queue.diverted:
+            if self._ensure_connected():
+                self._replay()
+            return False
+        if not queue.wait_not_empty(timeout=1.0):
             self._check_queue()
-            if not queue.diverted and self._ensure_connected():
-                self._send_queued()
+            return self._stopping
+        self._check_queue()
+        if not queue.diverted and self._ensure_connected():
+            self._send_queued()
+        return False
 
     def _replay(self) -> None:
         """Send the oldest spooled messages; back to memory when the spool is empty."""
