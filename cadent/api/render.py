@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 
 from cadent.api import expr
+from cadent.api.finders.glob import WILDCARDS
 from cadent.api.finders.whisper import WhisperFinder
 from cadent.api.functions import Context, RenderError, evaluate
 from cadent.api.readers import overlay_cache, read_files
@@ -18,7 +19,6 @@ from cadent.api.series import TimeSeries
 # Below this many files a read is a few page-cache hits, cheaper than the hop to a thread
 # (the directory listings of a pattern without wildcards run on the loop the same way).
 INLINE_READS = 8
-_WILDCARDS = frozenset("*?[{")
 
 
 def run_blocking(func, *args):
@@ -36,7 +36,7 @@ def find_nodes(finder: WhisperFinder, pattern: str, leaves_only: bool = False,
                deadline: float | None = None) -> list:
     """``finder.find(...)``; a pattern with wildcards, whose cost grows with the tree, walks
     it in the thread pool so the loop keeps serving other requests."""
-    if _WILDCARDS.isdisjoint(pattern):
+    if WILDCARDS.isdisjoint(pattern):
         return finder.find(pattern, leaves_only, deadline)
     return run_blocking(finder.find, pattern, leaves_only, deadline)
 

@@ -264,11 +264,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def destination_text(destination) -> str:
-    """``host:port:instance`` as ``--test`` prints a destination."""
-    return f"{destination.host}:{destination.port}:{destination.instance or ''}"
-
-
 class DaemonOps:
     """A daemon's :class:`OpsSource`: its stats, its reporter's last report, its health."""
 
@@ -303,7 +298,7 @@ class RoutingOps(DaemonOps):
         self.ring_refusal = ring_refusal
 
     def hashcheck(self, key: str) -> list[str]:
-        return [destination_text(d) for d in self.output.router.destinations_for(key)]
+        return [str(d) for d in self.output.router.destinations_for(key)]
 
     def _change(self, server: str, change: Callable[[Any], Any]) -> list[str]:
         from cadent.core.route.destination import parse_destination
@@ -314,7 +309,7 @@ class RoutingOps(DaemonOps):
             change(parse_destination(server))
         except ValueError as exc:
             raise RingError(str(exc)) from None
-        return [destination_text(d) for d in self.output.router.destinations]
+        return [str(d) for d in self.output.router.destinations]
 
     def ring_add(self, server: str) -> list[str]:
         return self._change(server, self.output.add_destination)
@@ -371,5 +366,5 @@ class OpsServer:
 
 
 __all__ = ["DaemonOps", "OpsApp", "OpsServer", "OpsSource", "RingError", "RoutingOps",
-           "RoutingSource", "destination_text", "output_health", "prometheus_name",
+           "RoutingSource", "output_health", "prometheus_name",
            "prometheus_text", "serve_ops"]

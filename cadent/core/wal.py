@@ -305,15 +305,19 @@ class WriteAheadLog:
 
     def release(self) -> list[int]:
         """Delete the sealed segments every writer is through with; returns their ids."""
-        unwritten = self._unwritten()
-        done = []
+        candidates = []
         for segment, info in self._segments.items():
             if not info.sealed or info.kept:
                 continue
             if info.barrier is None and info.pending == 0:
                 info.barrier = self._barrier()
-            if info.barrier is not None and all(u > b for u, b in zip(unwritten, info.barrier)):
-                done.append(segment)
+            if info.barrier is not None:
+                candidates.append((segment, info.barrier))
+        if not candidates:
+            return []          # the caches' scan for their oldest unwritten point is not free
+        unwritten = self._unwritten()
+        done = [segment for segment, barrier in candidates
+                if all(u > b for u, b in zip(unwritten, barrier))]
         if done:
             for segment in done:
                 del self._segments[segment]

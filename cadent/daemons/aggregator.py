@@ -32,7 +32,7 @@ from cadent.core.filewatch import FileWatcher
 from cadent.core.flow import FlowControl
 from cadent.core.net.inputs import Inputs
 from cadent.core.net.output import RoutedOutput
-from cadent.core.ops_http import RoutingOps, destination_text, output_health, serve_ops
+from cadent.core.ops_http import RoutingOps, output_health, serve_ops
 from cadent.core.point import Batch
 from cadent.core.stats import ProcessGauges, SelfMetricsReporter, Stats
 
@@ -169,7 +169,7 @@ def run_test(settings: AggregatorSettings, stdin: TextIO, stdout: TextIO) -> int
     router = settings.router
 
     def where(name: str) -> list[str]:
-        return [destination_text(d) for d in router.destinations_for(name)]
+        return [str(d) for d in router.destinations_for(name)]
 
     for line in stdin:
         name = line.strip()

@@ -21,7 +21,7 @@ def cache_health(flow: Any, lanes: Any) -> str | None:
     if reasons:
         return "receivers paused: " + ", ".join(reasons)
     failing = [lane.name for lane in lanes.lanes
-               if getattr(lane.drainer, "_loop_failures", 0) >= FAILING_ROUNDS]
+               if lane.drainer.failing_rounds >= FAILING_ROUNDS]
     if failing:
         return "writes keep failing: " + ", ".join(failing)
     return None

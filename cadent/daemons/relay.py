@@ -23,7 +23,7 @@ from cadent.core.net.inputs import Inputs
 from cadent.core.net.kafka_input import relay_kafka_input
 from cadent.core.net.health import HealthChecker
 from cadent.core.net.output import RoutedOutput
-from cadent.core.ops_http import RoutingOps, destination_text, output_health, serve_ops
+from cadent.core.ops_http import RoutingOps, output_health, serve_ops
 from cadent.core.net.preformatted import encode_raw_lines, raw_self_metrics
 from cadent.core.point import Batch
 from cadent.core.stats import ProcessGauges, SelfMetricsReporter, Stats, worker_instance
@@ -133,7 +133,7 @@ def run_test(settings: RelaySettings, stdin: TextIO, stdout: TextIO) -> int:
         name = line.rstrip("\r\n")
         if not name:
             continue
-        fields = [name] + [destination_text(d) for d in router.destinations_for(name)]
+        fields = [name] + [str(d) for d in router.destinations_for(name)]
         stdout.write("\t".join(fields) + "\n")
     stdout.flush()
     return 0

@@ -16,7 +16,6 @@ import signal
 import sys
 import time
 from typing import Callable
-from urllib.parse import urlsplit
 
 import gevent
 import gevent.event
@@ -62,11 +61,18 @@ class LineCounter:
 
 
 def parse_listen(url: str) -> tuple[str, str, int]:
-    """``tcp://host:port`` or ``udp://host:port`` → (scheme, host, port)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("tcp", "udp") or parts.port is None:
-        raise ValueError(f"--listen takes tcp://host:port or udp://host:port, not {url!r}")
-    return parts.scheme, parts.hostname or "127.0.0.1", parts.port
+    """``tcp://host:port`` or ``udp://host:port`` (the daemons' LISTEN syntax) →
+    (scheme, host, port); ValueError says why not."""
+    from cadent.core.net.inputs import parse_listen as parse_listen_url
+
+    usage = f"--listen takes tcp://host:port or udp://host:port, not {url!r}"
+    try:
+        listen = parse_listen_url(url)
+    except ValueError as exc:
+        raise ValueError(f"{usage} ({exc})") from None
+    if listen.scheme not in ("tcp", "udp"):
+        raise ValueError(usage)
+    return listen.scheme, listen.host, listen.port
 
 
 def serve(listens: list[str], counter: LineCounter) -> list:

@@ -25,7 +25,7 @@ import logging
 import time
 from typing import Any, Sequence
 
-from cadent.api.finders.glob import PatternError, match_node, split_pattern
+from cadent.api.finders.glob import WILDCARDS, PatternError, match_node, split_pattern
 from cadent.api.finders.whisper import Node, deadline_check
 from cadent.api.readers import merge_cached
 from cadent.api.render import Fetcher, run_blocking
@@ -40,7 +40,6 @@ from cadent.core.write.cassandra_schema import (SELECT_CHILDREN, SELECT_RANGE, S
 
 log = logging.getLogger(__name__)
 
-_WILD = frozenset("*?[{")
 _COLUMNS = {"average": "mean", "avg": "mean", "avg_zero": "mean", "last": "mean",
             "sum": "sum", "min": "min", "max": "max"}
 
@@ -138,7 +137,7 @@ class CassandraFinder:
             raise PatternError("'**' is not supported with DATABASE = cassandra")
         check = deadline_check(deadline, pattern)
         # (pos, prefix) of the branches matched so far
-        if _WILD.intersection(nodes[0]):
+        if WILDCARDS.intersection(nodes[0]):
             level = [(0, name) for name in sorted(match_node(nodes[0], self.index.roots(), check))]
         else:
             level = [(0, nodes[0])]

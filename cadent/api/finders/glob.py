@@ -27,7 +27,7 @@ MAX_EXPANSIONS = 10_000
 MAX_NODE_CHARS = 4096
 MAX_BRACE_GROUPS = 128  # per node; also bounds nesting, so parsing never recurses deeply
 _MAX_TRANSITIONS = 65_536
-_WILD = frozenset("*?[{")
+WILDCARDS = frozenset("*?[{")   # a pattern holding none of these names one path
 
 
 class PatternError(ValueError):
@@ -299,7 +299,7 @@ def match_node(node_pattern: str, names: Sequence[str],
                check: Callable[[], None] | None = None) -> list[str]:
     """The entries of ``names`` one pattern node (no dots) matches, case-sensitively.
     ``check()`` runs every so often (a deadline check that may raise)."""
-    if not _WILD.intersection(node_pattern):
+    if not WILDCARDS.intersection(node_pattern):
         return [n for n in names if n == node_pattern]
     test = node_matcher(node_pattern)
     if check is None or len(names) <= 256:
@@ -318,5 +318,5 @@ def split_pattern(pattern: str) -> list[str]:
     return _split_outside(pattern, ".", "{[", "}]")
 
 
-__all__ = ["DIRECT_VARIANTS", "MAX_EXPANSIONS", "PatternError", "expand_braces", "match_node",
+__all__ = ["DIRECT_VARIANTS", "MAX_EXPANSIONS", "WILDCARDS", "PatternError", "expand_braces", "match_node",
            "node_matcher", "split_pattern"]

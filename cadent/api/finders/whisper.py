@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from cadent.api.finders.glob import PatternError, expand_braces, match_node, split_pattern
-from cadent.core.lograte import LogLimiter
+from cadent.api.finders.glob import PatternError, match_node, split_pattern
+from cadent.core.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class WhisperFinder:
     def __init__(self, roots: Sequence[str]) -> None:
         self.roots = [os.path.abspath(r) for r in roots]
         self.counters = {"refused": 0}
-        self._refuse_log = LogLimiter(60.0)
+        self._refuse_log = RateLimitedLog(log)
 
     def find(self, pattern: str, leaves_only: bool = False,
              deadline: float | None = None) -> list[Node]:
@@ -169,9 +169,9 @@ class WhisperFinder:
 
     def _refuse(self, what: str, name: str) -> None:
         self.counters["refused"] += 1
-        if self._refuse_log.ready():
-            log.warning("refused %s %r: it is malformed or resolves outside the whisper roots"
-                        " (%d refused so far)", what, name[:300], self.counters["refused"])
+        self._refuse_log(logging.WARNING, "refused %s %r: it is malformed or resolves outside "
+                         "the whisper roots (%d refused so far)", what, name[:300],
+                         self.counters["refused"])
 
     def _entries(self, directory: str, real_root: str) -> tuple[dict[str, str], dict[str, str], set[str]]:
         """``(dirs, leaves, linked)`` of one directory: branch name → path, leaf name → file
@@ -234,10 +234,5 @@ class WhisperFinder:
             yield Node(".".join(prefix + [leaf]), True, leaves[leaf])
 
 
-def walk_leaves(roots: Sequence[str]) -> list[str]:
-    """Every leaf path under the roots (see :meth:`WhisperFinder.all_leaves`)."""
-    return WhisperFinder(roots).all_leaves()
-
-
-__all__ = ["FindTimeout", "Node", "PatternError", "WhisperFinder", "deadline_check", "expand_braces",
-           "match_node", "split_pattern", "tagged_relpaths", "walk_leaves"]
+__all__ = ["FindTimeout", "Node", "PatternError", "WhisperFinder", "deadline_check",
+           "tagged_relpaths"]

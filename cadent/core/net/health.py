@@ -63,8 +63,7 @@ class HealthChecker:
             self._take_out(destination)
 
     def _take_out(self, destination: Destination) -> None:
-        on_ring = [d for d in self.output.router.destinations if d not in self.out]
-        if len(on_ring) <= 1:
+        if len(self.output.router.destinations) <= 1:   # taken-out ones have left the ring
             return
         self.output.take_out(destination)
         self.out.add(destination)

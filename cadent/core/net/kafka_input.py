@@ -241,6 +241,8 @@ class KafkaInput:
 
     def save_safe(self) -> bool:
         """Save the newest offsets whose records are safe; True if the file was written."""
+        if not self._pending:
+            return False       # nothing read since: skip the caches' scan
         newest = None
         unwritten = self.unwritten()
         while self._pending and all(b < u for b, u in zip(self._pending[0][0], unwritten)):

@@ -1,10 +1,11 @@
 """A destination's disk spool: where its points go while it is down or too slow.
 
 The sender hands whole batches to :meth:`Spool.append` on the gevent loop; a writer greenlet
-takes them in order and has the spool's own thread encode them into wire messages (the
-sender's encoder, ``batch_points`` datapoints each) and append them to the current segment
-(see :mod:`cadent.core.spool.records`). Every file operation of a spool runs in that one
-thread, in order, so the loop never waits on the disk and the files need no locks.
+takes them in order, encodes them into wire messages (the sender's encoder, ``batch_points``
+datapoints each; this CPU work is on the loop, like the sender's own encoding) and has the
+spool's own thread append them to the current segment (see :mod:`cadent.core.spool.records`).
+Every file operation of a spool runs in that one thread, in order, so the loop never waits on
+the disk and the files need no locks.
 
 Replay is strictly first in, first out: :meth:`read` returns the oldest messages not yet
 delivered, :meth:`commit` records them as delivered (the cursor file is rewritten after every

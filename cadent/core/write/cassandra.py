@@ -29,6 +29,7 @@ from cadent.compat.cassandra_settings import CassandraConfig, cassandra_config
 from cadent.core.native import allocate_lock
 from cadent.core.write.base import Points
 from cadent.core.write.bins import Bin, rollup
+from cadent.core.write.whisper import METADATA_KEY
 from cadent.core.write.cassandra_io import BATCH_ROWS, CqlRunner, RowBatch, Statement
 from cadent.core.write.cassandra_schema import (INSERT_PATH, INSERT_POINT, INSERT_SEGMENT,
                                                 SELECT_RANGE, path_rows, schema_statements,
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-METADATA_KEY = "aggregationMethod"
 INDEX_BATCH = 10
 STATS_PREFIX = "cassandra."
 
@@ -353,5 +353,5 @@ def writer_from_settings(settings: CacheSettings) -> CassandraWriter:
     return CassandraWriter(cassandra_config(settings.conf), settings.schemas, settings.aggregations)
 
 
-__all__ = ["CassandraWriter", "METADATA_KEY", "apply_schema", "bin_of_row", "create_schema_command", "point_values",
+__all__ = ["CassandraWriter", "apply_schema", "bin_of_row", "create_schema_command", "point_values",
            "resolutions", "writer_from_settings"]

@@ -459,6 +459,11 @@ class Drainer:
         return stats
 
     @property
+    def failing_rounds(self) -> int:
+        """Rounds in a row in which every attempt failed (0 once a write succeeds)."""
+        return self._loop_failures
+
+    @property
     def pending_creates(self) -> int:
         """Metrics waiting for (or in the middle of) their storage creation."""
         with self._lock:
