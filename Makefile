@@ -19,8 +19,10 @@ $(VENV)/.created:
 	touch $@
 
 # the compiled hot paths are built from these: rebuild when one changes
-COMPILED_SOURCES := setup.py $(wildcard cadent/*/*.pxd cadent/*/*/*.pxd) \
-	cadent/core/parse/plaintext.py cadent/statsd/parse.py
+# (each twin's types are in _cadent_c_<module>.pxd beside its <module>.py)
+TWIN_PXDS := $(wildcard cadent/*/_cadent_c_*.pxd cadent/*/*/_cadent_c_*.pxd)
+COMPILED_SOURCES := setup.py cadent/compiled.py $(TWIN_PXDS) \
+	$(foreach pxd,$(TWIN_PXDS),$(dir $(pxd))$(patsubst _cadent_c_%.pxd,%.py,$(notdir $(pxd))))
 
 $(VENV)/.installed: setup.cfg pyproject.toml $(COMPILED_SOURCES) $(VENV)/.created
 	$(BIN)/pip install -q -e '.[api]'

@@ -12,11 +12,17 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-# (extension module, Python source); keep in step with cadent/compiled.py COMPILED_TWINS.
-TWINS = [
-    ("cadent.core.parse._cadent_c_plaintext", "cadent/core/parse/plaintext.py"),
-    ("cadent.statsd._cadent_c_parse", "cadent/statsd/parse.py"),
-]
+
+
+def compiled_twins() -> list[tuple[str, str]]:
+    """(extension module, Python source) for every entry of cadent/compiled.py's
+    COMPILED_TWINS, read without importing the package (its dependencies may not be here yet)."""
+    namespace: dict = {}
+    with open(os.path.join("cadent", "compiled.py"), encoding="utf-8") as f:
+        exec(compile(f.read(), "cadent/compiled.py", "exec"), namespace)
+    return [(twin, module.replace(".", "/") + ".py")
+            for module, twin in namespace["COMPILED_TWINS"].items()]
+
 
 # Parsers of network input keep Cython's bounds and negative-index checks on.
 DIRECTIVES = {
@@ -43,7 +49,7 @@ def compiled_extensions() -> list:
     extensions = [
         Extension(name, [source], depends=[os.path.join(os.path.dirname(source),
                                                         name.rsplit(".", 1)[1] + ".pxd")])
-        for name, source in TWINS
+        for name, source in compiled_twins()
     ]
     try:
         # force: Cython's change tracking does not see a .pxd named after the extension.
