@@ -16,7 +16,6 @@ from cadent.api import render as rendering
 from cadent.api.carbonlink import CarbonLinkPool
 from cadent.api.finders.whisper import FindTimeout, PatternError, WhisperFinder
 from cadent.api.functions import RenderError, function_names, with_series_by_tag
-from cadent.api.readers import file_info
 from cadent.api.settings import ApiSettings
 from cadent.api.tagdb import TagDB
 from cadent.api.timeparse import TimeParseError, parse_range, parse_time, timezone_named
@@ -198,18 +197,6 @@ def create_app(settings: ApiSettings) -> Flask:
             rendering.to_json(series, max_points, _flag("noNullPoints"), _flag("pretty"))
         )
 
-    def _intervals(node) -> list[tuple[float, float]]:
-        if not isinstance(finder, WhisperFinder):
-            return finder.intervals(node)
-        try:
-            info = file_info(node.fs_path)
-        except Exception as exc:  # unreadable file: advertise nothing rather than fail the find
-            log.warning("cannot read header of %s: %r", node.fs_path, exc)
-            return []
-        now = time.time()
-        start = now - info.max_retention
-        return [(min(start, info.mtime), info.mtime)]
-
     @app.route("/metrics/find", methods=["GET", "POST"])
     @app.route("/metrics/find/", methods=["GET", "POST"])
     def find_view():
@@ -236,7 +223,7 @@ def create_app(settings: ApiSettings) -> Flask:
             for node in nodes:
                 item = {"path": node.path, "is_leaf": node.is_leaf}
                 if node.is_leaf:
-                    item["intervals"] = _intervals(node)
+                    item["intervals"] = finder.intervals(node)
                 body.append(item)
             return Response(pickle.dumps(body, protocol=2), mimetype="application/pickle")
         if fmt == "json":
@@ -244,7 +231,7 @@ def create_app(settings: ApiSettings) -> Flask:
             for node in sorted(nodes, key=lambda n: n.path):
                 item = {"path": node.path, "is_leaf": node.is_leaf}
                 if node.is_leaf:
-                    item["intervals"] = [{"start": s, "end": e} for s, e in _intervals(node)]
+                    item["intervals"] = [{"start": s, "end": e} for s, e in finder.intervals(node)]
                 items.append(item)
             return _json_response(json.dumps(items))
         if fmt == "completer":

@@ -20,6 +20,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,57 @@ def file_info(path: str) -> FileInfo:
     )
 
 
+def file_interval(path: str, now: float | None = None) -> tuple[float, float]:
+    """The interval graphite-web advertises for a whisper file: from the start of its
+    retention (or its mtime, if that is earlier) to its mtime. Raises as :func:`file_info`."""
+    info = file_info(path)
+    now = time.time() if now is None else now
+    return min(now - info.max_retention, info.mtime), info.mtime
+
+
+class Window(NamedTuple):
+    """What a fetch reads: slots ``first, first + step, ... < last`` of archive ``archive``."""
+
+    first: int
+    last: int
+    step: int
+    archive: int            # index into the archives the window was chosen from
+
+    @property
+    def time_info(self) -> tuple[int, int, int]:
+        """graphite's ``(from, until, step)``."""
+        return self.first, self.last, self.step
+
+
+def fetch_window(archives: Sequence[tuple[int, int]], start: int, end: int, now: int,
+                 max_retention: int | None = None) -> Window | None:
+    """whisper's choice of archive and slots, or None when the range lies outside the retention.
+
+    ``archives`` are ``(step, retention)`` in seconds, finest first; ``max_retention`` (the
+    header's, for a whisper file) defaults to the longest retention. The range is clamped to
+    that retention and to ``now``; the finest archive whose retention covers ``now - start``
+    is chosen (else the coarsest); the first slot is the one after ``start``'s, the last the
+    one holding ``end``. ValueError when ``start`` is after ``end``.
+    """
+    if start > end:
+        raise ValueError(f"invalid time interval: from {start} is after until {end}")
+    if max_retention is None:
+        max_retention = max(retention for _, retention in archives)
+    oldest = now - max_retention
+    if start > now or end < oldest:
+        return None
+    start, end = max(start, oldest), min(end, now)
+    age = now - start
+    archive = next((i for i, (_, retention) in enumerate(archives) if retention >= age),
+                   len(archives) - 1)
+    step = archives[archive][0]
+    first = start - start % step + step
+    last = end - end % step + step
+    if first == last:
+        last += step
+    return Window(first, last, step, archive)
+
+
 def fetch_file(fh, start: int, end: int, now: int | None = None,
                header: Header | None = None) -> tuple[tuple[int, int, int], list] | None:
     """whisper's fetch over an open file: ``((from, until, step), values)`` or None.
@@ -119,24 +171,12 @@ def fetch_file(fh, start: int, end: int, now: int | None = None,
         header = read_header(fh)
     if now is None:
         now = int(time.time())
-    start, end = int(start), int(end)
-    if start > end:
-        raise ValueError(f"invalid time interval: from {start} is after until {end}")
-    oldest = now - header.max_retention
-    if start > now or end < oldest:
+    window = fetch_window([(step, step * points) for _, step, points in header.archives],
+                          int(start), int(end), now, header.max_retention)
+    if window is None:
         return None
-    start = max(start, oldest)
-    end = min(end, now)
-    age = now - start
-    offset, step, points = header.archives[-1]
-    for candidate in header.archives:
-        if candidate[1] * candidate[2] >= age:
-            offset, step, points = candidate
-            break
-    first = start - start % step + step
-    last = end - end % step + step
-    if first == last:
-        last += step
+    first, last, step, archive = window
+    offset, _, points = header.archives[archive]
     count = (last - first) // step
     fh.seek(offset)
     base = fh.read(POINT_SIZE)
@@ -271,5 +311,6 @@ def read_series(
     return overlay_cache(found[0], found[1], name, cache_query)
 
 
-__all__ = ["AGGREGATORS", "CorruptFile", "FileInfo", "Header", "fetch_file", "file_info", "merge_cached",
-           "overlay_cache", "read_file", "read_files", "read_header", "read_series"]
+__all__ = ["AGGREGATORS", "CorruptFile", "FileInfo", "Header", "Window", "fetch_file", "fetch_window",
+           "file_info", "file_interval", "merge_cached", "overlay_cache", "read_file", "read_files",
+           "read_header", "read_series"]

@@ -22,10 +22,14 @@ class ApiSettings:
     workers: int = 1
     time_zone: str = "UTC"
     tagdb_path: str = "/var/lib/cadent/tagdb.sqlite"
-    database: str = "whisper"           # DATABASE: whisper or cassandra
-    cassandra: Any = None               # CassandraConfig when DATABASE = cassandra
+    cassandra: Any = None               # CassandraConfig when DATABASE = cassandra, else None
     # a glob search (render, find, expand) still running after this long is a 400
     request_time_limit_s: float = 60.0
+
+    @property
+    def database(self) -> str:
+        """DATABASE: ``cassandra`` when a Cassandra config is given, else ``whisper``."""
+        return "whisper" if self.cassandra is None else "cassandra"
 
     @property
     def bind(self) -> str:

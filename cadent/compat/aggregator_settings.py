@@ -2,8 +2,9 @@
 
 RELAY_METHOD is forced to ``consistent-hashing`` whatever the file says, as carbon-aggregator
 does. aggregation-rules.conf must exist (carbon-aggregator refuses to start without it);
-rewrite-rules.conf is optional. Receivers, output, filters and self-metrics are read with the
-relay's helpers from :mod:`cadent.compat.relay_settings`.
+rewrite-rules.conf is optional. Receivers, output (its spool included), filters and
+self-metrics are read with the helpers the relay uses (:mod:`cadent.compat.daemon_settings`), so
+``--check-config`` checks the same keys as start-up does.
 """
 
 from __future__ import annotations

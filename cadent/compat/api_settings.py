@@ -104,7 +104,6 @@ def read_api_settings(path: str | None, instance: str | None = None) -> ApiSetti
             workers=int(conf.WORKERS),
             time_zone=str(conf.TIME_ZONE).strip(),
             tagdb_path=os.path.normpath(tagdb_path),
-            database=database,
             cassandra=cassandra,
         )
     except (TypeError, ValueError) as exc:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
 from cadent.compat.daemon_settings import (DaemonPaths, SelfMetricsConfig, metric_filter,
-                                           receiver_config, self_metrics_config, whole_number)
+                                           real_number, receiver_config, self_metrics_config,
+                                           whole_number)
 from cadent.compat.graphite_tags import tag_endpoint
 from cadent.compat.lists import MetricFilter
 from cadent.compat.storage_aggregation import StorageAggregation, load_storage_aggregation
@@ -81,15 +82,11 @@ class CacheSettings(DaemonPaths):
     databases: tuple[str, ...] = ("whisper",)   # DATABASE; the first is the primary
 
 def _limit(conf: CarbonSettings, name: str) -> float:
-    """Rate limit ``name``: None/inf/0 or less → no limit (math.inf)."""
-    value = conf[name]
-    if value is None:
+    """Limit ``name`` (a size or a rate): None/inf/0 or less → no limit (math.inf)."""
+    if conf[name] is None:
         return math.inf
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise conf.error(name, f"must be a number, not {value!r}") from None
-    return math.inf if number <= 0 or math.isinf(number) else number
+    number = real_number(conf, name, -math.inf, infinite=True)
+    return math.inf if number <= 0 else number
 
 
 def cache_config(conf: CarbonSettings) -> CacheConfig:
@@ -97,10 +94,8 @@ def cache_config(conf: CarbonSettings) -> CacheConfig:
     if strategy not in STRATEGIES:
         raise conf.error("CACHE_WRITE_STRATEGY",
                          f"must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-    max_points = conf.MAX_CACHE_SIZE
-    max_points = math.inf if max_points is None or float(max_points) <= 0 else float(max_points)
     return CacheConfig(
-        max_points=max_points,
+        max_points=_limit(conf, "MAX_CACHE_SIZE"),
         strategy=strategy,
         min_timestamp_lag=int(conf.MIN_TIMESTAMP_LAG or 0),
         max_updates_per_second=_limit(conf, "MAX_UPDATES_PER_SECOND"),

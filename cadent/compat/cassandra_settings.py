@@ -104,6 +104,7 @@ def parse_host(text: str) -> tuple[str, int]:
 
 def cassandra_config(conf: CarbonSettings) -> CassandraConfig:
     """The CASSANDRA_* settings of ``conf``; ConfigError (file:line) for a bad value."""
+    from cadent.compat.daemon_settings import real_number, whole_number  # it imports our users
 
     hosts = []
     for item in filter(None, conf.CASSANDRA_HOSTS):   # a "list" setting: items stripped
@@ -127,28 +128,18 @@ def cassandra_config(conf: CarbonSettings) -> CassandraConfig:
     user, password = conf.CASSANDRA_USER or None, conf.CASSANDRA_PASSWORD
     if user and password is None:
         raise conf.error("CASSANDRA_USER", "CASSANDRA_USER needs CASSANDRA_PASSWORD")
-    numbers = {}
-    for key, minimum in (("CASSANDRA_MAX_INFLIGHT", 1), ("CASSANDRA_REPLICATION_FACTOR", 1),
-                         ("CASSANDRA_RECENT_BINS", 0), ("CASSANDRA_BIN_WINDOW", 0),
-                         ("CASSANDRA_CONNECT_TIMEOUT", 0.001), ("CASSANDRA_REQUEST_TIMEOUT", 0.001),
-                         ("CASSANDRA_RECONNECT_SECONDS", 0.001)):
-        value = conf[key]
-        if not isinstance(value, (int, float)) or value != value or value == float("inf") \
-                or value < minimum:
-            raise conf.error(key, f"must be a number of at least {minimum}, not {value!r}")
-        numbers[key] = value
     return CassandraConfig(
         hosts=tuple(hosts), keyspace=keyspace, user=user, password=password,
         local_dc=(str(conf.CASSANDRA_LOCAL_DC).strip() or None) if conf.CASSANDRA_LOCAL_DC else None,
         consistency=consistency, protocol_version=int(protocol),
-        max_inflight=int(numbers["CASSANDRA_MAX_INFLIGHT"]),
+        max_inflight=whole_number(conf, "CASSANDRA_MAX_INFLIGHT", 1),
         create_schema=bool(conf.CASSANDRA_CREATE_SCHEMA),
-        replication_factor=int(numbers["CASSANDRA_REPLICATION_FACTOR"]),
-        connect_timeout_s=float(numbers["CASSANDRA_CONNECT_TIMEOUT"]),
-        request_timeout_s=float(numbers["CASSANDRA_REQUEST_TIMEOUT"]),
-        reconnect_s=float(numbers["CASSANDRA_RECONNECT_SECONDS"]),
-        recent_bins=int(numbers["CASSANDRA_RECENT_BINS"]),
-        bin_window_s=int(numbers["CASSANDRA_BIN_WINDOW"]),
+        replication_factor=whole_number(conf, "CASSANDRA_REPLICATION_FACTOR", 1),
+        connect_timeout_s=real_number(conf, "CASSANDRA_CONNECT_TIMEOUT", 0.001),
+        request_timeout_s=real_number(conf, "CASSANDRA_REQUEST_TIMEOUT", 0.001),
+        reconnect_s=real_number(conf, "CASSANDRA_RECONNECT_SECONDS", 0.001),
+        recent_bins=whole_number(conf, "CASSANDRA_RECENT_BINS", 0),
+        bin_window_s=whole_number(conf, "CASSANDRA_BIN_WINDOW", 0),
         conf_dir=conf.CONF_DIR,
     )
 

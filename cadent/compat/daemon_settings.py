@@ -7,6 +7,7 @@ typed settings from these pieces.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from cadent.compat.carbon_conf import CarbonSettings
@@ -45,6 +46,27 @@ def whole_number(conf: CarbonSettings, key: str, least: int) -> int:
         number = value
     if number is None or number < least:
         raise conf.error(key, f"must be a whole number of at least {least}, not {value!r}")
+    return number
+
+
+def real_number(conf: CarbonSettings, key: str, least: float, *,
+                infinite: bool = False) -> float:
+    """Setting ``key`` as a number of at least ``least`` (``inf`` only when ``infinite``);
+    ConfigError (file, key) for anything else: a boolean, NaN, text that is not a number."""
+    value = conf[key]
+    number = None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    if number is None or number != number or number < least \
+            or (number == math.inf and not infinite):
+        wanted = "a number" + (f" of at least {least:g}" if least > -math.inf else "")
+        wanted += " (inf allowed)" if infinite else ""
+        raise conf.error(key, f"must be {wanted}, not {value!r}")
     return number
 
 
@@ -87,6 +109,9 @@ def metric_filter(conf: CarbonSettings) -> MetricFilter | None:
 
 
 def output_config(conf: CarbonSettings) -> OutputConfig:
+    """How a relay or aggregator queues, sends and spools to its destinations."""
+    from cadent.compat.spool_settings import spool_config  # it imports this module
+
     protocol = conf.DESTINATION_PROTOCOL
     if protocol not in ("pickle", "line"):
         raise conf.error("DESTINATION_PROTOCOL", f"must be pickle or line, not {protocol!r}")
@@ -96,6 +121,7 @@ def output_config(conf: CarbonSettings) -> OutputConfig:
         low_watermark_pct=float(conf.QUEUE_LOW_WATERMARK_PCT),
         batch_points=int(conf.MAX_DATAPOINTS_PER_MESSAGE),
         stall_seconds=float(conf.MAX_QUEUE_STALL_SECONDS),
+        spool=spool_config(conf),
     )
 
 

@@ -11,11 +11,9 @@ Node classes come from whichever of ``graphite`` / ``graphite_api`` is importabl
 
 from __future__ import annotations
 
-import time
-
 from cadent.api.carbonlink import CarbonLinkPool
 from cadent.api.finders.whisper import WhisperFinder
-from cadent.api.readers import file_info, read_series
+from cadent.api.readers import file_interval, read_series
 
 
 def _node_classes():
@@ -45,9 +43,7 @@ class CadentReader:
 
     def get_intervals(self):
         _, _, Interval, IntervalSet = _node_classes()
-        info = file_info(self.fs_path)
-        start = min(time.time() - info.max_retention, info.mtime)
-        return IntervalSet([Interval(start, info.mtime)])
+        return IntervalSet([Interval(*file_interval(self.fs_path))])
 
 
 class CadentFinder:

@@ -27,6 +27,8 @@ from urllib.parse import SplitResult, urlsplit
 
 import gevent
 
+from cadent.core.lograte import LogLimiter
+
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_S = 5.0
@@ -75,8 +77,7 @@ class TagRegistrar:
         self._updated: deque[str] = deque()
         self._update_counter = 0
         self._greenlet: gevent.Greenlet | None = None
-        self._last_failure_log = -FAILURE_LOG_INTERVAL_S
-        self._failures_unlogged = 0
+        self._failure_log = LogLimiter(FAILURE_LOG_INTERVAL_S, clock)
         self.registered = 0          # since the previous collect_stats (loop thread only)
         self.dropped = 0             # ditto: batches graphite-web did not take
         self.queue_full_total = 0    # names refused by a full queue (writer threads), ever
@@ -143,13 +144,10 @@ class TagRegistrar:
 
     def _failed(self, names: list[str], exc: Exception) -> None:
         self.dropped += len(names)
-        self._failures_unlogged += len(names)
-        now = self._clock()
-        if now - self._last_failure_log >= FAILURE_LOG_INTERVAL_S:
+        unlogged = self._failure_log.ready(len(names))
+        if unlogged:
             log.warning("registering series with %s failed (%s): %d series dropped; they are "
-                        "sent again on a later write", self.url, exc, self._failures_unlogged)
-            self._last_failure_log = now
-            self._failures_unlogged = 0
+                        "sent again on a later write", self.url, exc, unlogged)
 
     def _run(self) -> None:
         while True:

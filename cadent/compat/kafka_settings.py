@@ -8,11 +8,11 @@ them into frozen dataclasses; a bad value is a ConfigError at its file line.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
 from cadent.compat.carbon_conf import CarbonSettings
+from cadent.compat.daemon_settings import real_number, whole_number
 from cadent.compat.settings import AGGREGATOR_CACHE, CACHE, RELAY, Setting, register
 
 _W = (CACHE, AGGREGATOR_CACHE)
@@ -108,13 +108,6 @@ def _brokers(conf: CarbonSettings, key: str) -> tuple[str, ...]:
     return brokers
 
 
-def _positive(conf: CarbonSettings, key: str, least: float = 1) -> float:
-    value = conf[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least:
-        raise conf.error(key, f"must be a number of at least {least}, not {value!r}")
-    return value
-
-
 def _compression(conf: CarbonSettings) -> str | None:
     name = str(conf.KAFKA_COMPRESSION or "none").strip().lower()
     if name not in COMPRESSIONS:
@@ -148,13 +141,13 @@ def kafka_writer_config(conf: CarbonSettings) -> KafkaWriterConfig:
         write_index=bool(conf.KAFKA_WRITE_INDEX),
         compression=_compression(conf),
         acks="all" if acks == "all" else int(acks),
-        max_inflight=int(_positive(conf, "KAFKA_MAX_INFLIGHT")),
-        batch_bytes=int(_positive(conf, "KAFKA_BATCH_BYTES", 1024)),
-        linger_ms=int(_positive(conf, "KAFKA_LINGER_MS", 0)),
+        max_inflight=whole_number(conf, "KAFKA_MAX_INFLIGHT", 1),
+        batch_bytes=whole_number(conf, "KAFKA_BATCH_BYTES", 1024),
+        linger_ms=whole_number(conf, "KAFKA_LINGER_MS", 0),
         key_by_metric=bool(conf.KAFKA_KEY_BY_METRIC),
-        timeout_s=float(_positive(conf, "KAFKA_TIMEOUT_SECONDS", 0.1)),
-        write_batch=int(_positive(conf, "KAFKA_WRITE_BATCH")),
-        threads=int(_positive(conf, "KAFKA_WRITER_THREADS")),
+        timeout_s=real_number(conf, "KAFKA_TIMEOUT_SECONDS", 0.1),
+        write_batch=whole_number(conf, "KAFKA_WRITE_BATCH", 1),
+        threads=whole_number(conf, "KAFKA_WRITER_THREADS", 1),
     )
 
 
@@ -188,17 +181,12 @@ def file_writer_config(conf: CarbonSettings) -> FileWriterConfig:
     """FILE_WRITER_PATH / FILE_WRITER_MAX_BYTES."""
     path = str(conf.FILE_WRITER_PATH or "").strip() or os.path.join(conf.STORAGE_DIR, "points")
     return FileWriterConfig(path=path,
-                            max_bytes=int(_positive(conf, "FILE_WRITER_MAX_BYTES", 1024)))
+                            max_bytes=whole_number(conf, "FILE_WRITER_MAX_BYTES", 1024))
 
 
 def writer_stall_seconds(conf: CarbonSettings) -> float:
     """WRITER_STALL_SECONDS (0: a lagging writer always pushes back, never drops)."""
-    value = conf.WRITER_STALL_SECONDS
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
-            or math.isnan(value):
-        raise conf.error("WRITER_STALL_SECONDS", f"must be 0 or more seconds, not {value!r}")
-    return float(value)
-
+    return real_number(conf, "WRITER_STALL_SECONDS", 0, infinite=True)
 
 __all__ = ["FileWriterConfig", "KafkaInputConfig", "KafkaWriterConfig", "file_writer_config",
            "kafka_input_config", "kafka_writer_config", "writer_stall_seconds"]

@@ -6,7 +6,7 @@ over a :class:`RelaySettings` holding the receiver config, the router and the ou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from cadent.compat.aggregation_rules import read_aggregation_rules
 from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
@@ -16,7 +16,6 @@ from cadent.compat.daemon_settings import (DaemonPaths, OutputConfig, SelfMetric
 from cadent.compat.lists import MetricFilter
 from cadent.compat.relay_rules import check_rule_destinations, read_relay_rules
 from cadent.compat.rewrite_rules import RewriteRules, read_rewrite_rules
-from cadent.compat.spool_settings import spool_config
 from cadent.core.net.inputs import ReceiverConfig
 from cadent.core.route.destination import parse_destinations
 from cadent.core.route.routers import BaseRouter, build_router
@@ -89,7 +88,7 @@ def load_relay_settings(path: str | None, instance: str | None = None,
         conf=conf,
         receivers=receiver_config(conf, reuse_port=workers > 1),
         router=build_relay_router(conf),
-        output=replace(output_config(conf), spool=spool_config(conf)),
+        output=output_config(conf),
         metric_filter=metric_filter(conf),
         rewrite_rules=relay_rewrite_rules(conf),
         self_metrics=self_metrics_config(conf),

@@ -6,7 +6,7 @@ import os
 from dataclasses import replace
 
 from cadent.compat.carbon_conf import CarbonSettings
-from cadent.compat.daemon_settings import whole_number
+from cadent.compat.daemon_settings import real_number, whole_number
 from cadent.core.spool import SpoolConfig
 
 
@@ -15,9 +15,7 @@ def spool_config(conf: CarbonSettings) -> SpoolConfig | None:
     max_bytes = whole_number(conf, "SPOOL_MAX_BYTES", 0)
     if not max_bytes:
         return None
-    after = float(conf.SPOOL_AFTER_S)
-    if not after >= 0 or after == float("inf"):
-        raise conf.error("SPOOL_AFTER_S", f"must be a number of seconds, not {conf.SPOOL_AFTER_S!r}")
+    after = real_number(conf, "SPOOL_AFTER_S", 0)
     name = f"{conf.program}-{conf.instance}" if conf.instance else conf.program
     directory = conf.SPOOL_DIR or os.path.join(conf.STORAGE_DIR, "spool", name)
     return SpoolConfig(directory=os.path.normpath(os.path.expanduser(directory)),

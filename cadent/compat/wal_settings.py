@@ -4,7 +4,6 @@ file line."""
 
 from __future__ import annotations
 
-import math
 import os
 from typing import TYPE_CHECKING
 
@@ -32,17 +31,13 @@ register(*(Setting(name, default, kind, doc, (CACHE,)) for name, default, kind, 
 
 def wal_config(conf: CarbonSettings) -> WalConfig | None:
     """The write-ahead log a cache section asks for; None when ENABLE_WAL is off."""
-    from cadent.compat.daemon_settings import whole_number  # it imports this table's users
+    from cadent.compat.daemon_settings import real_number, whole_number  # it imports our users
 
     if not conf.ENABLE_WAL:
         return None
-    interval = conf.WAL_SYNC_INTERVAL
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) \
-            or not 0 <= interval < math.inf:
-        raise conf.error("WAL_SYNC_INTERVAL",
-                         f"must be a number of seconds (0 or more), not {interval!r}")
+    interval = real_number(conf, "WAL_SYNC_INTERVAL", 0)
     segment_bytes = whole_number(conf, "WAL_SEGMENT_BYTES", MIN_SEGMENT_BYTES)
     name = f"{conf.program}-{conf.instance}" if conf.instance else conf.program
     directory = conf.WAL_DIR or os.path.join(conf.STORAGE_DIR, "wal", name)
     return WalConfig(directory=os.path.normpath(os.path.expanduser(directory)),
-                     sync_interval_s=float(interval), segment_bytes=segment_bytes)
+                     sync_interval_s=interval, segment_bytes=segment_bytes)

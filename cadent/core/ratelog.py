@@ -2,7 +2,8 @@
 
 A broker that is down fails every write; logging each one would flood the log. The first
 occurrence is logged at once, later ones at most once per interval with how many occurrences
-the line stands for (the counting is :class:`cadent.core.lograte.LogLimiter`'s).
+the line stands for (the counting is :class:`cadent.core.lograte.LogLimiter`'s). Any OS thread
+may call it: the count is taken under a native lock, the line is logged outside it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from typing import Callable
 
 from cadent.core.lograte import LogLimiter
+from cadent.core.native import allocate_lock
 
 
 class RateLimitedLog:
@@ -21,10 +23,12 @@ class RateLimitedLog:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._logger = logger
         self._limiter = LogLimiter(interval_s, clock)
+        self._lock = allocate_lock()
 
     def __call__(self, level: int, message: str, *args: object) -> bool:
         """Log ``message % args`` unless a line went out within the interval; True if logged."""
-        count = self._limiter.ready()
+        with self._lock:
+            count = self._limiter.ready()
         if not count:
             return False
         if count > 1:

@@ -65,7 +65,8 @@ class Role:
     build_service: Callable[[object], Service]
     run_test: Callable[[object, TextIO, TextIO], int] | None = None
     workers: Callable[[object], int] = lambda settings: 1
-    pidfile: Callable[[object], str] = lambda settings: settings.pidfile  # type: ignore[attr-defined]
+    # None: no pid file (statsd's own command line, unless asked for one)
+    pidfile: Callable[[object], str | None] = lambda settings: settings.pidfile  # type: ignore[attr-defined]
     log_dir: Callable[[object], str] = lambda settings: settings.log_dir  # type: ignore[attr-defined]
     describe: Callable[[object], str] = lambda settings: ""
     user: Callable[[object], str] = lambda settings: getattr(settings, "user", "")
@@ -380,8 +381,13 @@ def log_destination(args: argparse.Namespace, log_dir: str) -> str:
 
 
 def main_for(role: Role, argv: list[str] | None = None) -> int:
-    """The whole life of a daemon process for ``role``."""
-    args = parse_args(role.name, argv)
+    """The whole life of a daemon process for ``role``, from carbon's command line."""
+    return run_command(role, parse_args(role.name, argv))
+
+
+def run_command(role: Role, args: argparse.Namespace) -> int:
+    """Carry out a parsed command line (:func:`parse_args`'s, or another form translated into
+    it, such as statsd's): load the config, then check it, test, stop, status or start."""
     program = f"cadent-{role.name}"
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -404,7 +410,7 @@ def main_for(role: Role, argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"{program}: {exc}", file=sys.stderr)
         return 1
-    pidfile = args.pidfile or role.pidfile(settings)
+    pidfile = args.pidfile or role.pidfile(settings)   # None: run without a pid file
 
     if args.check_config:
         try:
@@ -419,21 +425,22 @@ def main_for(role: Role, argv: list[str] | None = None) -> int:
             print(f"{program}: --test is not available for this role", file=sys.stderr)
             return 2
         return role.run_test(settings, sys.stdin, sys.stdout)
-    if args.action == "stop":
-        return do_stop(name, pidfile)
-    if args.action == "status":
-        return do_status(name, pidfile)
+    if args.action in ("stop", "status"):
+        if not pidfile:
+            print(f"{program}: no pid file to find the daemon by", file=sys.stderr)
+            return 1
+        return (do_stop if args.action == "stop" else do_status)(name, pidfile)
 
-    pid = read_pid(pidfile)
+    pid = read_pid(pidfile) if pidfile else None
     if pid is not None and pid != os.getpid() and pid_alive(pid):
-        print(f"{name} is already running with pid {pid}", file=sys.stderr)
+        print(f"{name} is already running with pid {pid} ({pidfile})", file=sys.stderr)
         return 1
     return start(role, settings, args, pidfile)
 
 
-def start(role: Role, settings: object, args: argparse.Namespace, pidfile: str) -> int:
-    """``start``: daemonise (unless in the foreground), then pidfile → bind → USER → logs →
-    serve, in carbon's order. 0 once stopped; 1 when it could not start."""
+def start(role: Role, settings: object, args: argparse.Namespace, pidfile: str | None) -> int:
+    """``start``: daemonise (unless in the foreground), then pidfile (unless None) → bind →
+    USER → logs → serve, in carbon's order. 0 once stopped; 1 when it could not start."""
     program = f"cadent-{role.name}"
     report = StartupReport(program)
     try:
@@ -451,8 +458,9 @@ def start(role: Role, settings: object, args: argparse.Namespace, pidfile: str) 
     try:
         if args.rundir:
             os.chdir(args.rundir)
-        make_dir_for(os.path.dirname(os.path.abspath(pidfile)), run_as)
-        write_pidfile(pidfile)
+        if pidfile:
+            make_dir_for(os.path.dirname(os.path.abspath(pidfile)), run_as)
+            write_pidfile(pidfile)
     except OSError as exc:
         report.failed(f"cannot write the pidfile: {describe_failure(exc)}")
         return 1
@@ -490,4 +498,5 @@ def start(role: Role, settings: object, args: argparse.Namespace, pidfile: str) 
 
         return 1 if run_service(role, settings, report, after_bind) else 0
     finally:
-        remove_pidfile(pidfile)
+        if pidfile:
+            remove_pidfile(pidfile)

@@ -7,7 +7,8 @@ Two command lines:
 * statsd's own, ``cadent-statsd /etc/statsd/localConfig.js [--pidfile P] [--debug]
   [--check-config]``: runs in the foreground, logs to stdout and writes a pid file only when
   asked (``--pidfile``, or ``pidfile`` in the config), so any number of instances with their
-  own configs run side by side;
+  own configs run side by side; otherwise it starts exactly as carbon's ``--nodaemon`` does
+  (it is translated into that command line), umask 022 included;
 * carbon's, ``cadent-statsd --config F [--instance I] [--nodaemon] ... [start|stop|status]``
   (:mod:`cadent.daemons.cli`): daemonises with a pid file named after the instance, or else
   after the config file (``cadent-statsd-localConfig.pid``).
@@ -183,7 +184,14 @@ def _describe(runtime: StatsdRuntime) -> str:
 
 def statsd_command_line(argv: list[str]) -> argparse.Namespace | None:
     """``argv`` parsed as statsd's command line (config file first), or None when it is
-    carbon's (``--config``, or an action word)."""
+    carbon's (``--config``, or an action word).
+
+    The result is carbon's command line for the same start (:func:`cadent.daemons.cli.parse_args`)
+    in the foreground, with ``statsd_form`` set: no pid file unless ``--pidfile`` or the config
+    names one, logs on stdout.
+    """
+    from cadent.daemons.cli import parse_args
+
     if any(a in ("--config", "-c") or a.startswith("--config=") for a in argv):
         return None
     words = [a for a in argv if not a.startswith("-")]
@@ -195,61 +203,21 @@ def statsd_command_line(argv: list[str]) -> argparse.Namespace | None:
     parser.add_argument("--pidfile", help="write this pid file (default: none)")
     parser.add_argument("--debug", action="store_true", help="log debug lines too")
     parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
-    args = parser.parse_args(argv)
+    given = parser.parse_args(argv)
+    carbon_argv = ["--config", given.config, "--nodaemon"]
+    carbon_argv += ["--pidfile", given.pidfile] if given.pidfile else []
+    carbon_argv += ["--debug"] if given.debug else []
+    carbon_argv += ["--check-config"] if given.check_config else []
+    args = parse_args("statsd", carbon_argv)
     args.statsd_form = True
-    args.nodaemon = True
-    args.instance = args.logdir = args.logfile = None
-    args.syslog = False
     return args
-
-
-def run_statsd_form(role, args: argparse.Namespace) -> int:
-    """statsd's way: in the foreground, logging to stdout, a pid file only when asked."""
-    import logging
-
-    from cadent.daemons.cli import (pid_alive, read_pid, remove_pidfile, run_service, run_workers,
-                                    write_pidfile)
-    from cadent.daemons.logsetup import setup_logging
-    from cadent.daemons.startup import StartupReport
-
-    program = "cadent-statsd"
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        runtime = role.load_settings(args)
-    except (ConfigError, OSError) as exc:
-        print(f"{program}: configuration error: {exc}", file=sys.stderr)
-        return 1
-    if args.check_config:
-        print(f"{program}: configuration OK {role.describe(runtime)}".rstrip())
-        return 0
-    pidfile = runtime.pidfile
-    if pidfile:
-        pid = read_pid(pidfile)
-        if pid is not None and pid != os.getpid() and pid_alive(pid):
-            print(f"{program} is already running with pid {pid} ({pidfile})", file=sys.stderr)
-            return 1
-        try:
-            write_pidfile(pidfile)
-        except OSError as exc:
-            print(f"{program}: cannot write the pid file: {exc}", file=sys.stderr)
-            return 1
-    try:
-        setup_logging(args, None, program)
-        count = role.workers(runtime)
-        if count > 1:
-            return run_workers(role, runtime, count, StartupReport(program), None)
-        return 1 if run_service(role, runtime) else 0
-    finally:
-        if pidfile:
-            remove_pidfile(pidfile)
 
 
 def main(argv: list[str] | None = None) -> int:
     from gevent import monkey
 
     monkey.patch_all()
-    from cadent.daemons.cli import Role, main_for
+    from cadent.daemons.cli import Role, main_for, run_command
 
     args = list(sys.argv[1:] if argv is None else argv)
     proxy = PROXY_FLAG in args
@@ -266,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     statsd_args = statsd_command_line(args)
     if statsd_args is not None:
-        return run_statsd_form(role, statsd_args)
+        return run_command(role, statsd_args)
     if "-h" in args or "--help" in args:
         print(f"usage: {STATSD_USAGE}\n   or: the carbon-style command line below\n")
     return main_for(role, args)

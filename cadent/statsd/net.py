@@ -114,8 +114,8 @@ class UdpPacketInput(DatagramReader):
 class TcpPacketInput(PooledTcpServer):
     """statsd's TCP server: per connection, the text up to the last newline is one packet.
 
-    Lines over ``max_line_bytes`` are dropped (:class:`TcpLineFramer`), counted in
-    ``lines_too_long``, reported to ``on_too_long(count)`` and logged at most once a minute.
+    Lines over ``max_line_bytes`` are dropped (:class:`TcpLineFramer`), reported to
+    ``on_too_long(count)`` (the service counts them) and logged at most once a minute.
     """
 
     description = "statsd TCP input"
@@ -127,11 +127,9 @@ class TcpPacketInput(PooledTcpServer):
         self.handler = handler
         self.on_too_long = on_too_long
         self.max_line_bytes = max_line_bytes
-        self.lines_too_long = 0
         self._too_long_log = RateLimitedLog(log)
 
     def _reject(self, count: int, peer: str) -> None:
-        self.lines_too_long += count
         self._too_long_log(logging.WARNING,
                            "statsd TCP input: %d line(s) from %s longer than %d bytes dropped",
                            count, peer, self.max_line_bytes)

@@ -61,3 +61,12 @@ def test_relay_refuses_rule_destination_missing_from_destinations(tmp_path):
     (conf.parent / "relay-rules.conf").write_text(rules.replace("2104:b", "2104"))
     out = daemon("relay", conf, "--check-config")
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("role, value", [("relay", "-1"), ("aggregator", "nan")])
+def test_relay_and_aggregator_check_the_spool_keys(tmp_path, role, value):
+    conf = relay_conf(tmp_path, ["127.0.0.1:2004"], SPOOL_AFTER_S=value)
+    if role == "aggregator":
+        conf.write_text(conf.read_text().replace("[relay]", "[aggregator]"))
+    line = conf.read_text().splitlines().index(f"SPOOL_AFTER_S = {value}") + 1
+    assert_refused(role, conf, f"{conf}:{line}", "SPOOL_AFTER_S")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ import pytest
 from cadent.daemons.cli import pid_alive, read_pid
 from cadent.daemons.statsd import _runtime_dir
 from tests.e2e.statsd_helpers import RawCarbonSink, StatsdDaemon, base_config, js_literal, send_udp
-from tests.peers import REPO_ROOT, wait_until
+from tests.peers import REPO_ROOT, wait_for_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -131,4 +132,38 @@ def test_carbon_command_line_daemonises_and_stops_through_the_pid_file(tmp_path)
         pid = read_pid(str(pidfile))
         if pid is not None and pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+        sink.close()
+
+
+@pytest.mark.parametrize("form", ["statsd", "carbon"])
+def test_both_command_lines_create_files_with_carbons_umask(tmp_path, form):
+    """Whatever umask the caller has, the pid file (and the directory made for it) are created
+    under carbon's 022, by statsd's command line as by carbon's."""
+    sink = RawCarbonSink()
+    config = base_config(sink.port, 500)
+    conf = tmp_path / "umask.js"
+    conf.write_text(js_literal(config))
+    pidfile = tmp_path / "run" / "statsd.pid"
+    args = {"statsd": [str(conf), "--pidfile", str(pidfile)],
+            "carbon": ["--config", str(conf), "--nodaemon", "--pidfile", str(pidfile)]}[form]
+    with open(tmp_path / "statsd.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "cadent.daemons.statsd", *args],
+                                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=lambda: os.umask(0))
+    try:
+        assert wait_until(lambda: read_pid(str(pidfile)) == proc.pid, 30), \
+            (tmp_path / "statsd.log").read_text()
+        assert stat.S_IMODE(pidfile.stat().st_mode) == 0o644
+        assert stat.S_IMODE(pidfile.parent.stat().st_mode) == 0o755
+        wait_for_port(config["mgmt_address"], config["mgmt_port"], 30, proc)   # bound: serving
+        send_udp(config["port"], ["umask.kept:1|c"])
+        assert wait_until(lambda: _flushes_metric(sink, "umask.kept"), 30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert not pidfile.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
         sink.close()

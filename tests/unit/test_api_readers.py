@@ -7,7 +7,9 @@ import random
 
 import whisper
 
-from cadent.api.readers import fetch_file, file_info, read_header
+import pytest
+
+from cadent.api.readers import fetch_file, fetch_window, file_info, read_header
 
 LAYOUTS = [[(10, 60), (60, 100)], [(1, 300)], [(7, 50), (70, 50), (700, 50)]]
 
@@ -54,3 +56,39 @@ def test_header_and_info(tmp_path):
     assert header.archives[0][1:] == (10, 360) and header.archives[1][1:] == (60, 1440)
     info = file_info(path)
     assert (info.raw_step, info.x_files_factor, info.max_retention) == (10, 0.25, 86400)
+
+
+def test_fetch_window_is_whispers_choice_of_archive_and_slots():
+    archives = [(10, 600), (60, 6000), (600, 60000)]       # (step, retention), finest first
+    now = 100_000
+    # the finest archive whose retention covers now - from; slots after from up to until's
+    assert fetch_window(archives, now - 600, now - 300, now) == (now - 590, now - 290, 10, 0)
+    assert fetch_window(archives, now - 601, now, now) == (99_420, 100_020, 60, 1)
+    # from before the retention is clamped to it; a range wholly outside it is None
+    assert fetch_window(archives, 0, now, now).archive == 2
+    assert fetch_window(archives, 0, now - 60001, now) is None
+    assert fetch_window(archives, now + 1, now + 10, now) is None
+    # a header's max_retention shorter than its archives clamps first (whisper reads it so)
+    assert fetch_window(archives, 0, now, now, max_retention=6000).archive == 1
+    # from == until still covers one slot
+    assert fetch_window(archives, now - 100, now - 100, now).time_info == (now - 90, now - 80, 10)
+    with pytest.raises(ValueError, match="after until"):
+        fetch_window(archives, 10, 9, now)
+
+
+def test_a_leafs_interval_and_an_unreadable_leaf(tmp_path):
+    import os
+
+    from cadent.api.finders.whisper import Node, WhisperFinder
+    from cadent.api.readers import file_interval
+
+    path = tmp_path / "good.wsp"
+    whisper.create(str(path), [(10, 360)])
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    assert file_interval(str(path), now=1_700_000_100) == (1_700_000_100 - 3600, 1_700_000_000)
+    assert file_interval(str(path), now=1_600_000_000) == (1_600_000_000 - 3600, 1_700_000_000)
+    (tmp_path / "bad.wsp").write_bytes(b"not whisper")
+    finder = WhisperFinder([str(tmp_path)])
+    assert finder.intervals(Node("bad", True, str(tmp_path / "bad.wsp"))) == []
+    (start, end), = finder.intervals(Node("good", True, str(path)))
+    assert end == 1_700_000_000 and start <= end

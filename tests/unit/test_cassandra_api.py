@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from cadent.api.app import create_app
-from cadent.api.finders.cassandra import CassandraFetcher, column_value, fetch_window
+from cadent.api.finders.cassandra import CassandraFetcher, column_value
+from cadent.api.readers import fetch_window
 from cadent.api.settings import ApiSettings
 from cadent.compat.cassandra_settings import CassandraConfig
 from cadent.compat.storage_aggregation import load_storage_aggregation
@@ -48,7 +49,7 @@ def api(tmp_path_factory):
         writer.create(name)
         writer.write(name, [(BASE, 2.0), (BASE + 5, -6.0), (BASE + 30, 1.0)])
     writer.close()
-    app = create_app(ApiSettings(database="cassandra", cassandra=config, carbonlink_hosts=(),
+    app = create_app(ApiSettings(cassandra=config, carbonlink_hosts=(),
                                  whisper_dirs=(str(conf_dir),),
                                  tagdb_path=str(conf_dir / "tagdb.sqlite")))
     yield app.test_client(), app
@@ -134,8 +135,9 @@ def test_helpers():
     assert [column_value(point, m) for m in ("average", "sum", "max", "min", "last", "absmax", "absmin")] \
         == [1.0, 2.0, 3.0, -5.0, 1.0, -5.0, 3.0]
     plan = ((10, 3600), (60, 86400))
-    assert fetch_window(plan, 1000, 1100, 2000) == (1010, 1110, 10)
-    assert fetch_window(plan, 2000 - 7200, 2000, 2000) == (2000 - 7200 + 60 - (2000 - 7200) % 60, 2040, 60)
+    assert fetch_window(plan, 1000, 1100, 2000) == (1010, 1110, 10, 0)
+    assert fetch_window(plan, 2000 - 7200, 2000, 2000).time_info == \
+        (2000 - 7200 + 60 - (2000 - 7200) % 60, 2040, 60)
     assert fetch_window(plan, 0, 10, 200000) is None
 
 
@@ -145,7 +147,7 @@ def test_an_unreachable_cluster_is_a_500_not_a_hang(tmp_path):
     (tmp_path / "storage-schemas.conf").write_text(SCHEMAS)
     config = CassandraConfig(hosts=(("127.0.0.1", free_port()),), connect_timeout_s=0.5,
                              reconnect_s=0.5, conf_dir=str(tmp_path))
-    app = create_app(ApiSettings(database="cassandra", cassandra=config, carbonlink_hosts=(),
+    app = create_app(ApiSettings(cassandra=config, carbonlink_hosts=(),
                                  whisper_dirs=(str(tmp_path),), tagdb_path=str(tmp_path / "t.sqlite")))
     client = app.test_client()
     try:

@@ -78,3 +78,21 @@ def test_the_runner_serves_writer_threads_without_blocking_the_loop(tmp_path):
     # the loop kept turning while four threads wrote (a generous bound: liveness, not speed)
     assert result["ticks"] > 10 and result["max_gap"] < 5.0, result
     assert len([r for r in recorded if r.get("table") == "segment" and not r.get("error")]) == 4000
+
+
+def test_errors_from_many_threads_are_logged_once_a_minute(caplog):
+    import logging
+    import threading
+
+    from cadent.compat.cassandra_settings import CassandraConfig
+    from cadent.core.write.cassandra_io import CqlRunner
+
+    runner = CqlRunner(CassandraConfig(hosts=(("127.0.0.1", 9042),)), use_gevent=False)
+    with caplog.at_level(logging.ERROR, logger="cadent.core.write.cassandra_io"):
+        threads = [threading.Thread(target=lambda: [runner.note_error("write failed: %s", "x")
+                                                    for _ in range(50)]) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert [r.getMessage() for r in caplog.records] == ["write failed: x"]

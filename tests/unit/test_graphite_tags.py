@@ -93,6 +93,29 @@ def test_a_dead_graphite_web_costs_the_batch_only():
     assert registrar.collect_stats()["tagsDropped"] == 1
 
 
+def test_failures_are_logged_once_a_minute_with_the_series_they_stand_for(tagdb, caplog):
+    now = [1000.0]
+    registrar = TagRegistrar(tagdb.url, batch_size=2, clock=lambda: now[0])
+    tagdb.status = 500
+
+    def fail(*names: str) -> None:
+        for name in names:
+            registrar.created(name)
+        registrar.flush(now[0] + 30)
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "registering series" in r.getMessage()]
+
+    with caplog.at_level("WARNING", logger="cadent.compat.graphite_tags"):
+        fail("a")
+        fail("b", "c", "d")          # two more refused batches within the minute: not logged
+        assert len(logged()) == 1 and "1 series dropped" in logged()[0]
+        now[0] += 60
+        fail("e")
+    assert len(logged()) == 2 and "4 series dropped" in logged()[1]
+    assert registrar.collect_stats()["tagsDropped"] == 5
+
+
 def test_a_url_path_prefix_is_kept(tagdb):
     registrar = TagRegistrar(tagdb.url + "/graphite/")
     registrar.created("x")

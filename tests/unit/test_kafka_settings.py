@@ -61,5 +61,5 @@ def test_input_settings(tmp_path):
     with pytest.raises(ConfigError, match="plaintext"):
         kafka_input_config(_conf(tmp_path, "KAFKA_INPUT_BROKERS = k:1\nKAFKA_INPUT_FORMAT = x\n"),
                            "cache")
-    with pytest.raises(ConfigError, match="0 or more"):
+    with pytest.raises(ConfigError, match="at least 0"):
         writer_stall_seconds(_conf(tmp_path, "WRITER_STALL_SECONDS = -1\n"))

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 from cadent.api.finders.glob import WILDCARDS, PatternError, match_node, split_pattern
 from cadent.api.finders.whisper import Node, deadline_check
-from cadent.api.readers import merge_cached
+from cadent.api.readers import fetch_window, merge_cached
 from cadent.api.render import Fetcher, run_blocking
 from cadent.api.series import TimeSeries
 from cadent.compat.cache_settings import load_storage_rules
@@ -53,26 +53,6 @@ def column_value(point: Any, method: str) -> float | None:
     if method == "absmin":
         return point.min if abs(point.min) <= abs(point.max) else point.max
     return getattr(point, _COLUMNS.get(method, "mean"))
-
-
-def fetch_window(plan: Sequence[tuple[int, int]], start: int, end: int,
-                 now: int) -> tuple[int, int, int] | None:
-    """whisper's choice of archive and slots for resolutions ``plan`` ((step, ttl), finest
-    first): ``(first, last, step)`` with slots ``first, first + step, ... < last``, or None
-    when the range lies outside the retention."""
-    if start > end:
-        raise ValueError(f"invalid time interval: from {start} is after until {end}")
-    oldest = now - max(ttl for _, ttl in plan)
-    if start > now or end < oldest:
-        return None
-    start, end = max(start, oldest), min(end, now)
-    age = now - start
-    step = next((res for res, ttl in plan if ttl >= age), plan[-1][0])
-    first = start - start % step + step
-    last = end - end % step + step
-    if first == last:
-        last += step
-    return first, last, step
 
 
 class CassandraIndex:
@@ -225,10 +205,11 @@ class CassandraFetcher(Fetcher):
             window = fetch_window(plan, start, end, self.now)
             if window is not None:
                 wanted.append((node, plan, window))
-        answers = index.run(index.select_range, [((node.path, step), first, last - step)
-                                                 for node, _, (first, last, step) in wanted])
+        answers = index.run(index.select_range, [((node.path, w.step), w.first, w.last - w.step)
+                                                 for node, _, w in wanted])
         out = []
-        for (node, plan, (first, last, step)), rows in zip(wanted, answers):
+        for (node, plan, window), rows in zip(wanted, answers):
+            first, last, step, _ = window
             method = index.aggregations.settings_for(node.path)[1]
             values: list = [None] * ((last - first) // step)
             for row in rows:
@@ -236,7 +217,7 @@ class CassandraFetcher(Fetcher):
                 if 0 <= slot < len(values) and row.time % step == 0:
                     values[slot] = column_value(row.point, method)
             if self.cache_query is not None:
-                merge_cached((first, last, step), values, self.cache_query(node.path), plan[0][0],
+                merge_cached(window.time_info, values, self.cache_query(node.path), plan[0][0],
                              method)
             out.append(TimeSeries(node.path, first, last, step, values,
                                   path_expression=path_expression))
@@ -249,4 +230,4 @@ def cassandra_reading(config: CassandraConfig) -> tuple[CassandraFinder, type[Fe
 
 
 __all__ = ["CassandraFetcher", "CassandraFinder", "CassandraIndex", "cassandra_reading",
-           "column_value", "fetch_window"]
+           "column_value"]

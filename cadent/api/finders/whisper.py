@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cadent.api.finders.glob import PatternError, match_node, split_pattern
+from cadent.api.readers import file_interval
 from cadent.core.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,15 @@ class WhisperFinder:
                 found.update(".".join(parts + [stem]) for stem in leaves)
                 todo.extend((path, parts + [sub], above) for sub, path in dirs.items())
         return sorted(found)
+
+    def intervals(self, node: Node) -> list[tuple[float, float]]:
+        """When leaf ``node`` has data (see :func:`cadent.api.readers.file_interval`); none
+        when its file cannot be read, so one bad file does not fail the whole find."""
+        try:
+            return [file_interval(node.fs_path)]
+        except Exception as exc:
+            log.warning("cannot read header of %s: %r", node.fs_path, exc)
+            return []
 
     def _refuse(self, what: str, name: str) -> None:
         self.counters["refused"] += 1

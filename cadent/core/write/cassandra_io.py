@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 from cadent.compat.cassandra_settings import CassandraConfig
 from cadent.core.lograte import LogLimiter
 from cadent.core.native import NativeSignal, allocate_lock, sleep as native_sleep
+from cadent.core.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class CqlRunner:
         self._stopped = NativeSignal()
         self._loop: Any = None
         self._sem: Any = None
-        self._log_limit = LogLimiter(LOG_EVERY_S)
+        self._error_log = RateLimitedLog(log, LOG_EVERY_S)
         self._started = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -263,12 +264,7 @@ class CqlRunner:
 
     def note_error(self, message: str, *args: Any) -> None:
         """Log an error at most once a minute, saying how many occurrences it stands for."""
-        with self._lock:
-            count = self._log_limit.ready()
-        if count > 1:
-            log.error(message + " (%d times since the previous report)", *args, count)
-        elif count:
-            log.error(message, *args)
+        self._error_log(logging.ERROR, message, *args)
 
     # -- connecting ---------------------------------------------------------------------
 
