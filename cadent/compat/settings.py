@@ -334,12 +334,13 @@ _declare([
     ("MAX_QUEUE_STALL_SECONDS", 30.0, "float", (RELAY, AGGREGATOR, STATSD),
      "how long one full destination queue may keep TCP receivers paused before that queue "
      "starts dropping (and counting) new points"),
-    ("SPOOL_DIR", None, "str", _SENDERS,
-     "directory of the per-destination disk spools (unset: STORAGE_DIR/spool/<program>-<instance>)"),
-    ("SPOOL_MAX_BYTES", 1073741824, "int", _SENDERS,
+    ("SPOOL_DIR", None, "str", _SENDERS + (STATSD,),
+     "directory of the per-destination disk spools (unset: STORAGE_DIR/spool/<program>-<instance>; "
+     "for [statsd], unset means no spool)"),
+    ("SPOOL_MAX_BYTES", 1073741824, "int", _SENDERS + (STATSD,),
      "bytes of disk each destination's spool may use; beyond, its points are dropped and "
      "counted; 0 turns the spool off (a full queue then stalls, then drops)"),
-    ("SPOOL_AFTER_S", 2.0, "float", _SENDERS,
+    ("SPOOL_AFTER_S", 2.0, "float", _SENDERS + (STATSD,),
      "seconds a destination may be unreachable, or its queue full, before its points go to "
      "its spool (at once when its queue fills while it is unreachable)"),
     ("RELAY_REWRITE_RULES", False, "bool", (RELAY,),

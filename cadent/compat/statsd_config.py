@@ -10,6 +10,9 @@ nested objects and arrays, numbers (decimal, ``.5``, exponents, hex/octal/binary
 A cadent/carbon-style file may instead carry a ``[statsd]`` section (configobj syntax) using
 statsd's key names (any case) with a ``[[graphite]]`` subsection; structured values
 (``histogram``, ``servers``, ``repeater``, ``nodes``) are written as a JSON/JS literal.
+cadent's own keys may also be spelled as in carbon.conf: ``SPOOL_DIR``, ``SPOOL_MAX_BYTES``,
+``SPOOL_AFTER_S``, ``SHUTDOWN_DRAIN_SECONDS``, ``WORKERS`` and ``HTTP_PORT`` /
+``HTTP_INTERFACE`` / ``HTTP_TOKEN``.
 """
 
 from __future__ import annotations
@@ -242,11 +245,22 @@ def _ini_lines(filename: str) -> dict[str, int]:
     return lines
 
 
-def _ini_mapping(section, names: tuple, filename: str, lines: dict[str, int]) -> dict[str, Any]:
+# carbon.conf's names of keys whose attribute is named otherwise (SPOOL_* match theirs)
+_CARBON_NAMES = {"SHUTDOWN_DRAIN_SECONDS": "shutdownDrainSeconds"}
+
+
+def _ini_mapping(section, names: tuple, filename: str,
+                 spelled: dict[str, str] | None = None) -> dict[str, Any]:
+    """The section's keys under their statsd names; ``spelled`` gets each name's key as
+    written (lower-cased), which is how :func:`_ini_lines` finds its line."""
     by_lower = {}
     for decl in names:
         by_lower[decl.name.lower()] = decl.name
         by_lower[decl.attr.lower()] = decl.name
+    declared = set(by_lower.values())
+    for carbon_name, name in _CARBON_NAMES.items():
+        if name in declared:
+            by_lower[carbon_name.lower()] = name
     out: dict[str, Any] = {}
     for key, value in section.items():
         if isinstance(value, dict) or hasattr(value, "sections"):
@@ -255,6 +269,8 @@ def _ini_mapping(section, names: tuple, filename: str, lines: dict[str, int]) ->
         if name in _STRUCTURED and isinstance(value, str):
             value, _ = parse_js_object(value, filename)
         out[name] = value
+        if spelled is not None:
+            spelled[name] = key.lower()
     return out
 
 
@@ -277,7 +293,8 @@ def load_ini_section(filename: str, section: str = "statsd", proxy: bool = False
         raise ConfigError(filename, 0, f"no [{section}] section")
     lines = _ini_lines(filename)
     decls = PROXY_SETTINGS if proxy else STATSD_SETTINGS
-    raw = _ini_mapping(found, decls, filename, lines)
+    spelled: dict[str, str] = {}
+    raw = _ini_mapping(found, decls, filename, spelled)
     if not proxy:
         http = {key[5:].lower().replace("interface", "address"): raw.pop(key)
                 for key in [k for k in raw if k.upper() in _HTTP_KEYS]}
@@ -286,8 +303,8 @@ def load_ini_section(filename: str, section: str = "statsd", proxy: bool = False
                            for k, v in http.items()}
     for sub in found.sections:
         if sub.lower() == "graphite" and not proxy:
-            raw["graphite"] = _ini_mapping(found[sub], GRAPHITE_SETTINGS, filename, lines)
-    key_lines = {k: lines.get(k.lower(), 0) for k in raw}
+            raw["graphite"] = _ini_mapping(found[sub], GRAPHITE_SETTINGS, filename)
+    key_lines = {k: lines.get(spelled.get(k, k.lower()), 0) for k in raw}
     if proxy:
         return proxy_settings(raw, filename, key_lines)
     return statsd_settings(raw, filename, key_lines)

@@ -179,7 +179,9 @@ def _describe(runtime: StatsdRuntime) -> str:
     from cadent.statsd.carbon import carbon_destinations
 
     carbons = ", ".join(str(d) for d in carbon_destinations(s)) or "none"  # type: ignore[arg-type]
-    return f"(flushInterval {s.flush_interval_ms} ms, carbon {carbons}, {s.workers} worker(s))"  # type: ignore[attr-defined]
+    spool = f"spool {s.spool_dir}" if s.spool_dir and s.spool_max_bytes else "no spool"  # type: ignore[attr-defined]
+    return (f"(flushInterval {s.flush_interval_ms} ms, carbon {carbons}, "  # type: ignore[attr-defined]
+            f"{s.workers} worker(s), {spool})")
 
 
 def statsd_command_line(argv: list[str]) -> argparse.Namespace | None:

@@ -250,6 +250,32 @@ def _seconds(value: Any) -> float:
     return number
 
 
+def _byte_count(value: Any) -> int:
+    number = _int(value)
+    if number < 0:
+        raise ValueError(f"must be a number of bytes >= 0, got {value!r}")
+    return number
+
+
+def _finite_seconds(value: Any) -> float:
+    number = _seconds(value)
+    if number == INF:
+        raise ValueError(f"must be a finite number of seconds, got {value!r}")
+    return number
+
+
+def _directory(value: Any) -> str | None:
+    """A directory as an absolute path (resolved now, before a daemon changes directory);
+    None or an empty string: not set."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"expected a directory path (a string), got {value!r}")
+    if not value.strip():
+        return None
+    return os.path.abspath(os.path.expanduser(value.strip()))
+
+
 def _choice(*allowed: str) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         text = _str(value)
@@ -317,6 +343,16 @@ STATSD_SETTINGS: tuple[Setting, ...] = (
             "several carbons ('host:port[:instance]'), consistent-hashed like carbon-relay"),
     Setting("maxQueuePoints", "max_queue_points", _positive_int, 5_000_000, "lines queued per carbon"),
     Setting("shutdownDrainSeconds", "drain_seconds", _seconds, 30.0, "delivery time at shutdown"),
+    # the disk spool (docs/statsd.md); the attributes carry carbon.conf's names, so a
+    # [statsd] section's SPOOL_DIR, SPOOL_MAX_BYTES and SPOOL_AFTER_S map onto them
+    Setting("spoolDir", "spool_dir", _directory, None,
+            "directory of the per-carbon disk spools (unset: no spool, lines wait in memory)"),
+    Setting("spoolMaxBytes", "spool_max_bytes", _byte_count, 1 << 30,
+            "bytes of disk each carbon's spool may use; beyond, lines are dropped and counted; "
+            "0 turns the spool off"),
+    Setting("spoolAfterSeconds", "spool_after_s", _finite_seconds, 2.0,
+            "seconds a carbon may be unreachable, or its queue full, before its lines go to "
+            "its spool"),
     Setting("udpReceiveBuffer", "udp_receive_buffer", _positive_int, 16 * 1024 * 1024,
             "UDP socket receive buffer, bytes"),
     Setting("pidfile", "pidfile", _opt_str, None, "pid file (default under the runtime dir)"),
@@ -404,6 +440,9 @@ class StatsdSettings:
     graphite_destinations: tuple[tuple[str, int, str | None], ...] = ()
     max_queue_points: int = 5_000_000
     drain_seconds: float = 30.0
+    spool_dir: str | None = None
+    spool_max_bytes: int = 1 << 30
+    spool_after_s: float = 2.0
     udp_receive_buffer: int = 16 * 1024 * 1024
     pidfile: str | None = None
     log_dir: str | None = None

@@ -3,9 +3,12 @@
 One process (``workers: 1``, statsd's exact line order) or several sharing the port
 (:mod:`cadent.statsd.shards`). Unlike statsd, stopping (SIGTERM) reads what is still queued
 in the UDP socket, makes a final flush and delivers it (and anything carbon has not yet
-taken) within ``shutdownDrainSeconds``. The final flush is stamped with the time of the
-flush slot that would have come next, never with a timestamp already flushed: carbon
-keeps one value per timestamp, so a second one would replace the interval just sent.
+taken) within ``shutdownDrainSeconds``; with a disk spool (``spoolDir``) what an unreachable
+carbon has not taken is spooled at once instead, for the next start to deliver. The final
+flush is stamped with the time of the flush slot that would have come next, never with a
+timestamp already flushed: carbon keeps one value per timestamp, so a second one would
+replace the interval just sent. :meth:`StatsdService.stop` is False when lines could be
+neither delivered nor spooled (the daemon then exits 1).
 """
 
 from __future__ import annotations
@@ -147,10 +150,12 @@ class StatsdService:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.mesh is not None:
-            self.mesh.start()
+        """Start sending (recovering any spool first: an unusable spool directory raises
+        OSError before anything else starts), then the mesh, the inputs and the flush clock."""
         if self.carbon is not None:
             self.carbon.start()
+        if self.mesh is not None:
+            self.mesh.start()
         for server in (*self.udp, *self.tcp):
             server.start()
         if self.mgmt is not None:
@@ -161,7 +166,9 @@ class StatsdService:
                  self.settings.flush_interval_ms)
 
     def stop(self) -> bool:
-        """Stop reading, take in what is queued, flush a last time and deliver it."""
+        """Stop reading, take in what is queued, flush a last time and deliver (or spool) it;
+        False when lines were left neither delivered nor spooled."""
+        started = self._flusher is not None   # a start that failed has nothing to flush
         for server in self.udp:
             server.stop()
         for server in self.tcp:
@@ -178,15 +185,26 @@ class StatsdService:
         if self.leader:
             if self.mgmt is not None:
                 self.mgmt.stop()
-            try:
+            dropped_before = self.carbon.dropped if self.carbon is not None else 0
+            if started:
                 # the final flush: statsd computes it too but loses it; here it is delivered
                 saved, self.mesh = self.mesh, None
-                self.flush_now(self.final_flush_ms())
-                self.mesh = saved
-            except Exception:
-                log.exception("final flush failed")
+                try:
+                    self.flush_now(self.final_flush_ms())
+                except Exception:
+                    log.exception("final flush failed")
+                finally:
+                    self.mesh = saved
             if self.carbon is not None:
                 left = self.carbon.stop(self.settings.drain_seconds)
+                # lines dropped from the final flush on (into a full spool or a stalled queue,
+                # or refused by the spool at exit) are lost at exit too; a spool's count
+                # already includes the lines it could not write
+                dropped = self.carbon.dropped - dropped_before
+                left = max(left, dropped) if self.carbon.spool is not None else left + dropped
+                if left:
+                    log.error("%d lines of statsd's flushes were neither delivered to carbon "
+                              "nor spooled", left)
         if self.mesh is not None:
             self.mesh.close()
         if self.repeater is not None:

@@ -12,5 +12,9 @@
   percentThreshold: [90],
   backends: ["./backends/graphite"],
   graphiteHost: "127.0.0.1",
-  graphitePort: 2003
+  graphitePort: 2003,
+  // lines for a carbon that is down wait on disk and survive restarts
+  spoolDir: "/var/lib/cadent/spool/cadent-statsd",
+  spoolMaxBytes: 1073741824,
+  spoolAfterSeconds: 2
 }

@@ -220,6 +220,8 @@ def test_statsd_counters_through_the_packaged_config(tmp_path):
                     .replace("/run/cadent", str(tmp_path / "run")))
     ports = configure_ports(conf)
     statsd_ports = configure_statsd(etc / "statsd.js", ports["cache_line"], flush_ms)
+    (etc / "statsd.js").write_text(
+        (etc / "statsd.js").read_text().replace("/var/lib/cadent", str(tmp_path / "lib")))
     wsp = tmp_path / "lib" / "whisper" / "stats_counts" / "pkgtest" / "hits.wsp"
     with CadentProcess(conf, "cache", startup_timeout=60):
         daemon = StatsdDaemon(tmp_path / "statsd", (etc / "statsd.js").read_text(),
