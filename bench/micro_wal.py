@@ -2,17 +2,19 @@
 
 Batches of ``--batch`` points over ``--names`` metrics are stored into a MetricCache directly,
 then through ``WriteAheadLog.store`` (sync interval 1 s, and 0) into a fresh cache with the log
-in a temp directory (its own thread writing and fsyncing). Prints points/s of the loop
-thread's CPU time, of the whole process's CPU time (the log's thread included) and of wall
-time, best of ``--repeat`` runs, and each one's ratio to the run without the log.
+in a temp directory (its own thread writing and fsyncing). The three are run in turn,
+``--repeat`` rounds, and each prints the loop thread's CPU µs per point, the whole process's
+(the log's thread included) and wall µs per point: median [min-max] over the rounds, and the
+median's ratio to the run without the log. On a shared machine compare the CPU columns.
 
-    .venv/bin/python bench/micro_wal.py [--points N] [--batch B] [--names K] [--dir D]
+    .venv/bin/python bench/micro_wal.py [--points N] [--batch B] [--names K] [--repeat R]
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -70,23 +72,30 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--names", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dir", default=None, help="directory for the log (default: a temp dir)")
     args = parser.parse_args()
     batches = make_batches(args.points, args.batch, args.names)
     tmp = tempfile.mkdtemp(prefix="micro-wal-", dir=args.dir)
+    variants = (("no log", None), ("log, 1 s", 1.0), ("log, 0 s", 0.0))
+    runs: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _ in variants}
     try:
-        rows = {}
-        for label, sync in (("no log", None), ("log, 1 s", 1.0), ("log, 0 s", 0.0)):
-            runs = [run(batches, sync, str(Path(tmp) / "wal")) for _ in range(args.repeat)]
-            rows[label] = [args.points / min(r[k] for r in runs) for k in range(3)]
-        base = rows["no log"]
-        print(f"{'':10} {'loop CPU pts/s':>16} {'process CPU pts/s':>18} {'wall pts/s':>12}")
-        for label, rates in rows.items():
-            cells = [f"{rate:,.0f} ({rate / ref:.2f})" for rate, ref in zip(rates, base)]
-            print(f"{label:10} {cells[0]:>16} {cells[1]:>18} {cells[2]:>12}")
+        for _ in range(args.repeat):                 # interleaved: load drifts hit all alike
+            for label, sync in variants:
+                runs[label].append(run(batches, sync, str(Path(tmp) / "wal")))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    per_point = 1e6 / args.points
+    base = [statistics.median(r[k] for r in runs["no log"]) for k in range(3)]
+    print(f"{'':10} {'loop CPU us/pt':>26} {'process CPU us/pt':>26} {'wall us/pt':>26}")
+    for label, rows in runs.items():
+        cells = []
+        for k in range(3):
+            values = sorted(r[k] for r in rows)
+            median = statistics.median(values)
+            cells.append(f"{median * per_point:.2f} [{values[0] * per_point:.2f}-"
+                         f"{values[-1] * per_point:.2f}] ({median / base[k]:.2f})")
+        print(f"{label:10} {cells[0]:>26} {cells[1]:>26} {cells[2]:>26}")
 
 
 if __name__ == "__main__":

@@ -301,3 +301,88 @@ def test_self_metrics_about_a_dead_destination_reach_the_live_one(tmp_path):
     finally:
         output.stop(1)
         sink.stop()
+
+
+def _read_all(path):
+    return records.read_records(str(path), 0, os.path.getsize(path), 1 << 30)
+
+
+def _parts(messages):
+    """Header and body of each (points, body), in order, as SegmentFile.append takes them."""
+    return [part for points, body in messages
+            for part in (records.record_header(points, body), body)]
+
+
+def test_segment_file_appends_whole_records_seals_and_unlinks(tmp_path):
+    seg = records.SegmentFile(str(tmp_path))
+    bodies = [b"a" * 10, b"b" * 3000, b""]
+    seg.open(7)
+    written = seg.append(_parts([(1, bodies[0]), (2, bodies[1])]))
+    assert written == seg.size == 2 * records.HEADER.size + 3010 and seg.dirty
+    seg.sync()
+    assert not seg.dirty
+    seg.append(_parts([(0, bodies[2])]))
+    path = records.segment_path(str(tmp_path), 7)
+    got = _read_all(path)
+    assert got.bodies == bodies and got.points == 3 and not got.corrupt
+    assert seg.seal() == 7 and seg.fd is None and seg.active == -1
+    seg.open(7)                                   # reopened: appends after what is there
+    assert seg.size == os.path.getsize(path)
+    seg.open(8)                                   # another segment seals this one
+    assert seg.active == 8
+    seg.unlink(8)
+    seg.unlink(8)                                 # already gone: fine
+    assert seg.fd is None and records.list_segments(str(tmp_path)) == [7]
+
+
+def test_segment_file_finishes_a_short_write(tmp_path, monkeypatch):
+    seg = records.SegmentFile(str(tmp_path))
+    seg.open(0)
+    real = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, parts: real(fd, [bytes(parts[0][:5])]))
+    seg.append(_parts([(4, b"x" * 100), (5, b"y" * 50)]))
+    got = _read_all(records.segment_path(str(tmp_path), 0))
+    assert got.bodies == [b"x" * 100, b"y" * 50] and got.points == 9
+
+
+def test_segment_file_cuts_off_a_failed_append(tmp_path, monkeypatch):
+    seg = records.SegmentFile(str(tmp_path))
+    seg.open(0)
+    seg.append(_parts([(1, b"first")]))
+    real = os.writev
+
+    def half_then_full(fd, parts):
+        real(fd, [bytes(parts[0])])               # a header lands, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", half_then_full)
+    with pytest.raises(OSError):
+        seg.append(_parts([(2, b"second")]))
+    monkeypatch.setattr(os, "writev", real)
+    seg.append(_parts([(3, b"third")]))
+    seg.seal()
+    got = _read_all(records.segment_path(str(tmp_path), 0))
+    assert got.bodies == [b"first", b"third"] and not got.corrupt
+
+
+def test_the_spool_writes_each_message_once_as_header_and_body(tmp_path, monkeypatch):
+    spool = make_spool(tmp_path, segment_bytes=1 << 20)
+    spool.open()
+    calls = []
+    real = os.writev
+
+    def writev(fd, parts):
+        calls.append([len(part) for part in parts])
+        return real(fd, parts)
+
+    monkeypatch.setattr(os, "writev", writev)
+    sent = points(250)
+    spool.append(sent)
+    wait_for(lambda: spool.stats.totals.get("spooled") == 250)
+    # 3 messages of batch_points=100 or fewer, each a header and its body (no joined copy)
+    sizes = [size for call in calls for size in call]
+    assert sizes[0::2] == [records.HEADER.size] * 3
+    (segment,) = records.list_segments(str(tmp_path))
+    assert sum(sizes) == os.path.getsize(records.segment_path(str(tmp_path), segment))
+    assert replay_all(spool) == sent
+    spool.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import gevent
 import pytest
@@ -12,7 +14,8 @@ from cadent.compat.errors import ConfigError
 from cadent.compat.wal_settings import wal_config
 from cadent.core.cache import MetricCache
 from cadent.core.spool import records
-from cadent.core.wal import WalConfig, WriteAheadLog
+from cadent.core import wal as wal_module
+from cadent.core.wal import IDLE_SEAL_S, WalConfig, WriteAheadLog
 
 
 def batch(i: int, n: int = 10) -> list:
@@ -161,7 +164,8 @@ def test_a_clean_stop_with_everything_written_leaves_no_log(tmp_path):
 
 @pytest.mark.parametrize("damage", ["torn", "flipped"])
 def test_damaged_segments_replay_up_to_the_damage_and_go_on(tmp_path, damage):
-    cache, wal = started(tmp_path, sync_interval_s=0.05, segment_bytes=1 << 11)
+    # interval 0 and one receiver: every batch is fsynced alone, so each is a record of its own
+    cache, wal = started(tmp_path, sync_interval_s=0, segment_bytes=1 << 11)
     for i in range(30):
         wal.store(batch(i), cache.store_batch)
     wal.close(written=False)
@@ -228,3 +232,62 @@ def test_a_failing_disk_is_counted_and_logged_and_the_points_still_cached(tmp_pa
     wal.close(written=False)
     got, stats = replayed(tmp_path)             # and the next start is not refused
     assert got == [] and stats["wal.corruptRecords"] == 1
+
+
+def test_batches_are_encoded_on_the_loop_before_the_caches_hold_them(tmp_path, monkeypatch):
+    encoded: list = []
+    real = wal_module.encode_batch
+
+    def encode(points):
+        encoded.append((threading.get_ident(), len(points), cache.size))
+        return real(points)
+
+    monkeypatch.setattr(wal_module, "encode_batch", encode)
+    cache, wal = started(tmp_path, sync_interval_s=0.05)
+    for i in range(3):
+        wal.store(batch(i), cache.store_batch)
+    # marshal's cheap path: no other reference to the points yet
+    assert encoded == [(threading.get_ident(), 10, 10 * i) for i in range(3)]
+    wal.close(written=False)
+    assert len(replayed(tmp_path)[0]) == 30
+
+
+def test_an_idle_or_old_open_segment_is_sealed_and_then_released(tmp_path, monkeypatch):
+    cache, wal = started(tmp_path, sync_interval_s=0.05)
+    wal.store(batch(1), cache.store_batch)
+    now = time.monotonic()
+    assert not wal.seal_idle(now)                # just appended: stays open
+    assert wal.release() == []
+    assert wal.seal_idle(now + IDLE_SEAL_S + 0.1)
+    assert wal.release() == []                   # sealed, its points not yet written
+    write_all(cache)
+    assert wal.release() == [0]
+    wait_for(lambda: records.list_segments(str(tmp_path)) == [])
+    wal.store(batch(2), cache.store_batch)       # the next batch starts segment 1
+    for i in range(3, 8):                        # busy, but open for too long
+        wal.store(batch(i), cache.store_batch)
+    later = time.monotonic() + IDLE_SEAL_S / 2
+    assert not wal.seal_idle(later)
+    monkeypatch.setattr(wal_module, "MAX_SEGMENT_AGE_S", IDLE_SEAL_S / 4)
+    assert wal.seal_idle(later)
+    wal.close(written=False)
+    assert records.list_segments(str(tmp_path)) == [1]
+    assert len(replayed(tmp_path)[0]) == 60
+
+
+@pytest.mark.parametrize("size", [1, 100])
+def test_points_that_cannot_be_encoded_are_counted_logged_and_still_cached(tmp_path, caplog,
+                                                                           size):
+    cache, wal = started(tmp_path, sync_interval_s=0)
+    bad = [(f"m.bad.{i}", (1_700_000_000, object())) for i in range(size)]
+    kept: list = []
+    wal.store(bad, kept.extend)                  # values marshal cannot write
+    totals = adder(wal, "wal.encodeErrors")
+    wait_for(totals, timeout=10)
+    assert totals.totals["wal.encodeErrors"] == size and "cannot be encoded" in caplog.text
+    assert kept == bad                           # cached all the same
+    wal.store(batch(1), cache.store_batch)       # the log goes on
+    assert cache.size == 10
+    wal.close(written=False)
+    got, stats = replayed(tmp_path)
+    assert len(got) == 10 and stats["wal.corruptRecords"] == 0

@@ -69,11 +69,8 @@ class _Files:
         self.directory = directory
         self.segment_bytes = segment_bytes
         self.fsync_interval_s = fsync_interval_s
-        self.fd: int | None = None
-        self.active = -1
-        self.size = 0
+        self.segment = records.SegmentFile(directory)
         self.next_id = 0
-        self.dirty = False
         self.last_sync = time.monotonic()
         self.cursor: records.CursorFile | None = None
 
@@ -109,68 +106,48 @@ class _Files:
         """Append records, starting a new segment whenever the open one is full; returns the
         new size of every segment written to, in order."""
         sizes: list[tuple[int, int]] = []
-        group: list[bytes] = []
+        parts: list[bytes] = []
         grouped = 0
         for count, body in chunks:
-            group.append(records.pack_record(count, body))
-            grouped += len(group[-1])
-            if self.fd is None or self.size + grouped >= self.segment_bytes:
-                sizes.append(self._write(group))
-                group, grouped = [], 0
-        if group:
-            sizes.append(self._write(group))
+            parts += (records.record_header(count, body), body)
+            grouped += records.HEADER.size + len(body)
+            if self.segment.fd is None or self.segment.size + grouped >= self.segment_bytes:
+                sizes.append(self._write(parts))
+                parts, grouped = [], 0
+        if parts:
+            sizes.append(self._write(parts))
         if time.monotonic() - self.last_sync >= self.fsync_interval_s:
             self.sync()
         return sizes
 
-    def _write(self, group: list[bytes]) -> tuple[int, int]:
-        if self.fd is None or self.size >= self.segment_bytes:
-            self._seal()
-            self.active, self.next_id = self.next_id, self.next_id + 1
-            self.fd = os.open(records.segment_path(self.directory, self.active),
-                              os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            self.size = 0
-        data = memoryview(b"".join(group))
-        while data:
-            written = os.write(self.fd, data)
-            data = data[written:]
-            self.size += written
-        self.dirty = True
-        return self.active, self.size
-
-    def _seal(self) -> int:
-        if self.fd is None:
-            return -1
-        self.sync()
-        os.close(self.fd)
-        self.fd = None
-        return self.active
+    def _write(self, parts: list[bytes]) -> tuple[int, int]:
+        """Append whole records to the open segment, or to a new one if it is full."""
+        if self.segment.fd is None or self.segment.size >= self.segment_bytes:
+            self.segment.open(self.next_id)
+            self.next_id += 1
+        self.segment.append(parts)
+        return self.segment.active, self.segment.size
 
     def sync(self) -> None:
-        if self.fd is not None and self.dirty:
-            os.fsync(self.fd)
-        self.dirty = False
+        self.segment.sync()
         self.last_sync = time.monotonic()
 
     def drop_active(self) -> int:
         """Close and delete the open segment (everything in it was delivered)."""
-        segment = self._seal()
+        segment = self.segment.active
         if segment >= 0:
-            os.unlink(records.segment_path(self.directory, segment))
+            self.segment.unlink(segment)
         return segment
 
     def unlink(self, segment: int) -> None:
-        try:
-            os.unlink(records.segment_path(self.directory, segment))
-        except FileNotFoundError:
-            pass
+        self.segment.unlink(segment)
 
     def commit(self, segment: int, offset: int) -> None:
         if self.cursor is not None:
             self.cursor.write(segment, offset)
 
     def close(self) -> None:
-        self._seal()
+        self.segment.seal()
         if self.cursor is not None:
             self.cursor.close()
             self.cursor = None
