@@ -42,18 +42,21 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class OutputConfig:
     """How a routed output queues and sends (carbon.conf's DESTINATION_PROTOCOL, MAX_QUEUE_SIZE,
-    QUEUE_LOW_WATERMARK_PCT, MAX_DATAPOINTS_PER_MESSAGE, MAX_QUEUE_STALL_SECONDS)."""
+    QUEUE_LOW_WATERMARK_PCT, MAX_DATAPOINTS_PER_MESSAGE, MAX_QUEUE_STALL_SECONDS). ``protocol``
+    is ``pickle``, ``line`` or the encoder itself (a callable: Batch → bytes)."""
 
-    protocol: str
-    max_queue_points: int
-    low_watermark_pct: float
-    batch_points: int
-    stall_seconds: float
+    protocol: str | Callable[[Batch], bytes] = "pickle"
+    max_queue_points: int = 10000
+    low_watermark_pct: float = 0.8
+    batch_points: int = 500
+    stall_seconds: float = 30.0
     spool: SpoolConfig | None = None
 
 
 class RoutedOutput:
-    """Routes batches with a router and queues them on one sender per destination."""
+    """Routes batches with a router and queues them on one sender per destination.
+
+    Give it an :class:`OutputConfig`, or that config's fields as keyword arguments."""
 
     def __init__(
         self,
@@ -61,20 +64,15 @@ class RoutedOutput:
         *,
         flow: FlowControl,
         stats: Stats,
-        protocol: str | Callable[[Batch], bytes] = "pickle",
-        max_queue_points: int = 10000,
-        low_watermark_pct: float = 0.8,
-        batch_points: int = 500,
-        stall_seconds: float = 30.0,
-        spool: SpoolConfig | None = None,
+        config: OutputConfig | None = None,
+        **options,
     ) -> None:
+        if config is not None and options:
+            raise TypeError("give RoutedOutput a config or its fields, not both")
         self.router = router
         self.flow = flow
         self.stats = stats
-        self._sender_options = dict(protocol=protocol, max_queue_points=max_queue_points,
-                                    low_watermark_pct=low_watermark_pct,
-                                    batch_points=batch_points, stall_seconds=stall_seconds,
-                                    spool=spool)
+        self.config = config if config is not None else OutputConfig(**options)
         self.senders: dict[Destination, DestinationSender] = {}
         for destination in router.destinations:
             if destination not in self.senders:
@@ -85,15 +83,15 @@ class RoutedOutput:
         self._last_unroutable_log = 0.0
 
     def _make_sender(self, destination: Destination) -> DestinationSender:
-        options = self._sender_options
-        spool: SpoolConfig | None = options["spool"]
+        config = self.config
+        spool = config.spool
         queue = PointQueue(
-            str(destination), options["max_queue_points"],
-            low_watermark_pct=options["low_watermark_pct"], flow=self.flow,
-            stall_seconds=options["stall_seconds"])
+            str(destination), config.max_queue_points,
+            low_watermark_pct=config.low_watermark_pct, flow=self.flow,
+            stall_seconds=config.stall_seconds)
         sender = DestinationSender(
-            destination, queue, protocol=options["protocol"],
-            batch_points=options["batch_points"], stats=self.stats,
+            destination, queue, protocol=config.protocol,
+            batch_points=config.batch_points, stats=self.stats,
             spool_after_s=spool.after_s if spool else 0.0)
         if spool is not None:
             sender.spool = self._spool(spool, sender, self.flow)
@@ -103,11 +101,7 @@ class RoutedOutput:
     @classmethod
     def from_config(cls, router: Router, config: OutputConfig, *, flow: FlowControl,
                     stats: Stats) -> "RoutedOutput":
-        return cls(router, flow=flow, stats=stats, protocol=config.protocol,
-                   max_queue_points=config.max_queue_points,
-                   low_watermark_pct=config.low_watermark_pct,
-                   batch_points=config.batch_points, stall_seconds=config.stall_seconds,
-                   spool=config.spool)
+        return cls(router, flow=flow, stats=stats, config=config)
 
     @staticmethod
     def _spool(config: SpoolConfig, sender: DestinationSender, flow: FlowControl) -> Spool:

@@ -13,6 +13,10 @@ duplicates) and ``route_batch(batch)`` with ``{destination: points}``. Placement
 name in a bounded dict, so a steady working set of names costs one dict lookup per point.
 With ``tag_relay_normalized`` the name is first put in canonical tag form; that form is both
 the routing key and the name forwarded downstream.
+
+Compiled (see :mod:`cadent.compiled`), ``route_batch`` makes one typed pass over a list batch
+(``_group_by_placement``: cache lookup and grouping per point) instead of the column-wise
+Python path below; both give the same lists in the same order.
 """
 
 from __future__ import annotations
@@ -30,7 +34,15 @@ from cadent.core.ring.consistent import ConsistentHashRing, FastHashRing, Node
 from cadent.core.route.destination import Destination, check_unique_nodes, parse_destination
 from cadent.core.tags import normalize_name
 
-log = logging.getLogger(__name__)
+try:
+    import cython
+
+    _COMPILED = cython.compiled  # True in the compiled twin, False when run as Python
+except ImportError:  # Cython is needed only to build the compiled twin
+    _COMPILED = False
+
+# named for this module even in the compiled twin, whose __name__ is the extension's
+log = logging.getLogger("cadent.core.route.routers")
 
 DEFAULT_CACHE_NAMES = 200_000
 
@@ -162,6 +174,8 @@ class BaseRouter:
         cache = self._cache
         if len(cache) >= self.cache_names:
             self.clear_cache()
+        if _COMPILED and type(batch) is list:
+            return self._route_grouped(batch)
         get = cache.get
         pids = list(map(get, map(_NAME, batch)))
         if None in pids:
@@ -178,6 +192,40 @@ class BaseRouter:
                 for point in batch
             ]
         return self._split(pids, batch)
+
+    def _route_grouped(self, batch: list) -> dict[Destination, Batch]:
+        """:meth:`route_batch` with the per-point loops in :func:`_group_by_placement` and
+        :func:`_spread` (used compiled)."""
+        groups = _group_by_placement(batch, self._cache, self._place)
+        placements = self._placements
+        targets: set = set()
+        fanout = 0
+        for pid in groups:
+            placement = placements[pid]
+            fanout += len(placement)
+            targets.update(placement)
+        renames = self._renames
+        if fanout != len(targets):
+            # a destination shared between placements: its list merges them in batch order
+            out = {dest: [] for dest in targets}
+            lists = {pid: [out[dest] for dest in placements[pid]] for pid in groups}
+            for pid in groups:
+                if not placements[pid]:
+                    self.unroutable += len(groups[pid])
+            _spread(batch, self._cache, lists, renames)
+            return out
+        out: dict[Destination, Batch] = {}
+        for pid, points in groups.items():
+            placement = placements[pid]
+            if not placement:
+                self.unroutable += len(points)
+                continue
+            if renames:
+                points = _renamed(points, renames)
+            out[placement[0]] = points
+            for dest in placement[1:]:
+                out[dest] = list(points)
+        return out
 
     def _split(self, pids: list[int], batch: Batch) -> dict[Destination, Batch]:
         # Each destination's list keeps the batch order.
@@ -209,6 +257,44 @@ class BaseRouter:
             for append in appenders[pid]:
                 append(point)
         return out
+
+
+def _group_by_placement(batch: list, cache: dict, place) -> dict:
+    """``{placement id: points}`` for ``batch``, each list in batch order; ``place(name)``
+    places (and caches) a name the cache does not hold."""
+    groups: dict = {}
+    for point in batch:
+        name = point[0]
+        pid = cache.get(name)
+        if pid is None:
+            pid = place(name)
+        points = groups.get(pid)
+        if points is None:
+            groups[pid] = [point]
+        else:
+            points.append(point)
+    return groups
+
+
+def _spread(batch: list, cache: dict, lists: dict, renames: dict) -> None:
+    """Append every point of ``batch`` (all of its names placed) to each list in
+    ``lists[placement id]``, renamed when ``renames`` says so."""
+    for point in batch:
+        name = point[0]
+        targets = lists[cache[name]]
+        if targets:
+            if renames:
+                new = renames.get(name)
+                if new is not None:
+                    point = (new, point[1])
+            for points in targets:
+                points.append(point)
+
+
+def _renamed(points: list, renames: dict) -> list:
+    """``points`` with every name in ``renames`` replaced by its normalized form."""
+    return [point if (new := renames.get(point[0])) is None else (new, point[1])
+            for point in points]
 
 
 def route_batch(router: Router, batch: Batch) -> dict[Destination, Batch]:
@@ -443,3 +529,8 @@ __all__ = [
     "build_router",
     "route_batch",
 ]
+
+
+from cadent.compiled import import_compiled  # noqa: E402
+
+import_compiled(globals(), "cadent.core.route._cadent_c_routers")
