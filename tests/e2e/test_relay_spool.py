@@ -253,6 +253,71 @@ def test_exit_status_is_non_zero_when_points_could_not_be_delivered_or_spooled(t
         relay.stop()
 
 
+def test_sigterm_into_a_full_spool_exits_non_zero(tmp_path):
+    port = free_port()
+    conf = relay_conf(tmp_path, [f"{LOCALHOST}:{port}:a"], SPOOL_DIR=str(tmp_path / "spool"),
+                      SPOOL_MAX_BYTES=2000, SPOOL_AFTER_S=60, SHUTDOWN_DRAIN_SECONDS=5)
+    relay = CadentProcess(conf).start()
+    try:
+        # separate batches in its queue: the spool takes the first, then it is full
+        for start in range(0, 5000, 1000):
+            send_lines(relay.line_port, lines(1000, start=start))
+            time.sleep(0.2)
+        os.kill(relay.pid, signal.SIGTERM)
+        assert relay.proc.wait(timeout=30) == 1
+        assert "neither deliver nor spool" in relay.log_text()
+    finally:
+        relay.stop()
+    assert 0 < spooled_points(tmp_path / "spool" / f"127_0_0_1:{port}:a") < 5000
+
+
+class StalledCarbon:
+    """Accepts connections and never reads from them (small receive buffers)."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.server.bind((LOCALHOST, 0))
+        self.server.listen(8)
+        self.port = self.server.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self.server.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        for sock in [self.server, *self.accepted]:
+            sock.close()
+
+
+def test_destination_that_stops_reading_is_spooled_and_sigterm_does_not_wait(tmp_path):
+    stalled = StalledCarbon()
+    conf = relay_conf(tmp_path, [f"{LOCALHOST}:{stalled.port}:a"],
+                      SPOOL_DIR=str(tmp_path / "spool"), SPOOL_AFTER_S=1,
+                      MAX_QUEUE_SIZE=10_000_000, SHUTDOWN_DRAIN_SECONDS=60)
+    spool_dir = tmp_path / "spool" / f"127_0_0_1:{stalled.port}:a"
+    relay = CadentProcess(conf).start()
+    try:
+        # far more than the socket buffers hold, far less than the queue
+        send_lines(relay.line_port, lines(300_000))
+        assert wait_until(lambda: spool_dir.is_dir() and spooled_points(spool_dir) > 0, 30)
+        assert "not reading for" in relay.log_text()
+        began = time.monotonic()
+        os.kill(relay.pid, signal.SIGTERM)
+        assert relay.proc.wait(timeout=40) == 0
+        assert time.monotonic() - began < 20          # not SHUTDOWN_DRAIN_SECONDS
+    finally:
+        relay.stop()
+        stalled.close()
+    assert spooled_points(spool_dir) > 0
+
+
 def test_full_spool_drops_are_counted_at_a_live_destination_and_logged(tmp_path):
     a_port = free_port()
     with FakeCarbonSink("pickle") as b:

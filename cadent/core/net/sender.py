@@ -106,6 +106,7 @@ class DestinationSender:
         self._watcher: gevent.Greenlet | None = None
         self._stopping = False
         self._in_flight = 0
+        self._sending_since: float | None = None    # a send to the socket is under way
         self._backoff = backoff_min_s
         self._down_since: float | None = None
 
@@ -165,10 +166,15 @@ class DestinationSender:
         if queue.diverted or not self.spool.opened:
             return
         full_for = queue.full_for()
+        now = time.monotonic()
         down = self._down_since is not None
+        blocked_for = 0.0 if self._sending_since is None else now - self._sending_since
         if full_for >= self.spool_after_s or (down and queue.is_full) or (
-                down and len(queue) and time.monotonic() - self._down_since >= self.spool_after_s):
+                down and len(queue) and now - self._down_since >= self.spool_after_s):
             self._divert("unreachable" if down else f"queue full for {full_for:.1f}s")
+        elif (len(queue) or self._stopping) and blocked_for >= self.spool_after_s:
+            # connected but not reading: the queue could take long to fill (statsd's is large)
+            self._divert(f"not reading for {blocked_for:.1f}s")
 
     def _divert(self, why: str) -> None:
         held = len(self.queue)
@@ -290,6 +296,7 @@ class DestinationSender:
         self._in_flight = count
         try:
             payload = b"".join([self.encode(m) for m in messages])
+            self._sending_since = time.monotonic()
             self._sock.sendall(payload)
         except OSError as exc:
             log.warning("send to %s failed (%s); %d datapoints requeued", self.destination, exc, count)
@@ -306,6 +313,7 @@ class DestinationSender:
             return
         finally:
             self._in_flight = 0
+            self._sending_since = None
         stats.incr(prefix + "sent", count)
         stats.incr(prefix + "batchesSent", len(messages))
 
@@ -354,7 +362,11 @@ class DestinationSender:
         self._greenlet = self._watcher = None
 
     def _drain(self, deadline: float) -> None:
+        """Wait for the queue to be delivered, until ``deadline`` or until it is diverted
+        to the spool (the destination stopped reading)."""
         while self.pending and time.monotonic() < deadline:
+            if self.spool is not None and self.queue.diverted:
+                return
             gevent.sleep(0.05)
 
     def stop(self, drain_timeout_s: float) -> int:
@@ -365,6 +377,7 @@ class DestinationSender:
         next start) and only what the spool refuses counts as left."""
         self._stopping = True
         deadline = time.monotonic() + drain_timeout_s
+        refused_before = self.queue.dropped
         if self.spool is None:
             self._drain(deadline)
             left = self.pending
@@ -379,9 +392,11 @@ class DestinationSender:
             self._kill()
             if self.pending:
                 self._divert("is shutting down")
-            left = self.spool.close(max(2.0, deadline - time.monotonic()))
-            if left:
-                self.count_drops(left, "spool could not be written before exit")
+            # points the full spool refused while shutting down were neither sent nor kept
+            unwritten = self.spool.close(max(2.0, deadline - time.monotonic()))
+            if unwritten:
+                self.count_drops(unwritten, "spool could not be written before exit")
+            left = self.queue.dropped - refused_before + unwritten
             dropped = self.stats.totals.get(self.prefix + "fullQueueDrops", 0)
             if dropped:
                 log.error("%d datapoints for %s were dropped since start", dropped, self.destination)
