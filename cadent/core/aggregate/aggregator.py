@@ -9,7 +9,8 @@ calls ``add_batch`` with ``time.time()`` per received batch and ``tick`` from on
 greenlet.
 
 Rule matches are cached per name (names repeat); the cache holds at most
-``match_cache_size`` names and forgets the oldest quarter when full.
+``match_cache_size`` names and forgets the oldest quarter when full. The per-point work runs
+batch-wise in :mod:`cadent.core.aggregate.gather` (compiled when built).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from cadent.core.aggregate.buffers import DEFAULT_MAX_BUFFERS, DEFAULT_MAX_POINTS, AggregationBuffers
+from cadent.core.aggregate.gather import Match, group_by_output
 from cadent.core.point import Batch
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,6 @@ class Rule(Protocol):
     method: str
 
     def output_for(self, name: str) -> str | None: ...
-
-
-# per name: ((output, frequency, method), ...) in rule order, and whether to forward it raw
-_Match = tuple[tuple[tuple[str, int, str], ...], bool]
 
 
 class Aggregator:
@@ -65,7 +63,10 @@ class Aggregator:
             max_points=max_points,
         )
         self.match_cache_size = max(1, match_cache_size)
-        self._matches: dict[str, _Match] = {}
+        self._matches: dict[str, Match] = {}
+        # one (output, frequency, method) object per target, shared by every name that feeds
+        # it: the per-point loop then finds its group by identity, touching no per-name copy
+        self._targets: dict[tuple[str, int, str], tuple[str, int, str]] = {}
         self.datapoints_received = 0
         self.rule_errors = 0
         self._sent_reported = 0
@@ -76,18 +77,20 @@ class Aggregator:
         """Switch to a new rule set (a reload). Buffered data is kept: see ``buffers``."""
         self.rules = tuple(rules)
         self._matches.clear()
+        self._targets.clear()
         self.buffers.new_generation()
         log.info("aggregation rules replaced: %d rules", len(self.rules))
 
-    def matches(self, name: str) -> _Match:
+    def matches(self, name: str) -> Match:
         """``(((output, frequency, method), ...), forward_raw)`` for ``name`` (cached)."""
         entry = self._matches.get(name)
         if entry is None:
             entry = self._match(name)
         return entry
 
-    def _match(self, name: str) -> _Match:
+    def _match(self, name: str) -> Match:
         found = []
+        shared = self._targets
         for rule in self.rules:
             try:
                 output = rule.output_for(name)
@@ -96,7 +99,8 @@ class Aggregator:
                 log.error("aggregation rule %r cannot name an output for %s: %s", rule, name, exc)
                 continue
             if output is not None:
-                found.append((output, rule.frequency, rule.method))
+                target = (output, rule.frequency, rule.method)
+                found.append(shared.setdefault(target, target))
         outputs = tuple(found)
         forward = self.forward_all and all(name != o for o, _, _ in outputs)
         if self.log_misses and not outputs:
@@ -105,6 +109,8 @@ class Aggregator:
         if len(cache) >= self.match_cache_size:
             for old in list(cache)[: max(1, len(cache) // 4)]:
                 del cache[old]
+            if len(shared) >= self.match_cache_size:
+                shared.clear()
         entry = cache[name] = (outputs, forward)
         return entry
 
@@ -117,32 +123,8 @@ class Aggregator:
         frequency and method configuring a new buffer), then handed to the buffers once per
         output: the result is that of adding every point to every output one by one.
         """
-        cache = self._matches
-        match = self._match
-        groups: dict[str, list[tuple[float, float]]] = {}
-        firsts: list[tuple[str, int, str]] = []
-        forwarded: Batch = []
-        keep = forwarded.append
-        for item in batch:
-            name = item[0]
-            entry = cache.get(name)
-            if entry is None:
-                entry = match(name)
-            outputs, forward = entry
-            if outputs:
-                pair = item[1]
-                for out in outputs:
-                    group = groups.get(out[0])
-                    if group is None:
-                        groups[out[0]] = [pair]
-                        firsts.append(out)
-                    else:
-                        group.append(pair)
-            if forward:
-                keep(item)
-        add_many = self.buffers.add_many
-        for output, frequency, method in firsts:
-            add_many(output, frequency, method, groups[output], now)
+        groups, firsts, forwarded = group_by_output(batch, self._matches, self._match)
+        self.buffers.add_groups(groups, firsts, now)
         self.datapoints_received += len(batch)
         return forwarded
 

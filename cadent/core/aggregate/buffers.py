@@ -17,8 +17,8 @@ kept in a heap by due time so a tick only touches outputs that are due.
 
 Bounds: at most ``max_buffers`` outputs and ``max_points`` buffered values. A point that would
 need a new output beyond the first bound, or any point beyond the second, is not buffered; it
-is counted in ``dropped_points`` and logged at most once a minute. Raw forwarding is not
-affected by either bound.
+is counted in ``dropped_points`` and logged at most once a minute, with the number of points
+the line stands for. Raw forwarding is not affected by either bound.
 
 Rule reloads (:meth:`AggregationBuffers.new_generation`): carbon drops every buffer on reload,
 losing the intervals in progress. Here buffers survive a reload. The first point that reaches an
@@ -33,14 +33,16 @@ import logging
 from heapq import heappop, heappush
 from math import floor
 
+from cadent.core.aggregate.gather import take_group, take_groups
 from cadent.core.aggregate.methods import METHODS, Method
+from cadent.core.lograte import LogLimiter
 from cadent.core.point import Batch
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BUFFERS = 100_000
 DEFAULT_MAX_POINTS = 10_000_000
-_DROP_LOG_EVERY_S = 60.0
+DROP_LOG_INTERVAL_S = 60.0
 
 
 class OutputBuffer:
@@ -97,7 +99,7 @@ class AggregationBuffers:
         self._seq = 0
         self._points = 0
         self._pending: Batch = []
-        self._last_drop_log = float("-inf")
+        self._drop_log = LogLimiter(DROP_LOG_INTERVAL_S)
         # counters (cumulative; readers compute their own per-interval deltas)
         self.aggregate_datapoints_sent = 0
         self.dropped_points = 0
@@ -141,8 +143,8 @@ class AggregationBuffers:
         """Buffer ``(timestamp, value)`` pairs for ``output`` in order, as :meth:`add` would one
         by one; returns how many were buffered.
 
-        The common case, every timestamp inside one interval, costs a few C-level passes over
-        the pairs instead of a Python step per point.
+        The common case, every timestamp inside one interval, takes the group in one step
+        (:func:`cadent.core.aggregate.gather.take_group`).
         """
         if not points:
             return 0
@@ -150,26 +152,14 @@ class AggregationBuffers:
         if buf is None or buf.generation != self.generation:
             buf = self._adopt(buf, output, frequency, method_name, now)
             if buf is None:
-                self._dropped(now, output, len(points))
+                self._dropped(output, len(points))
                 return 0
         count = len(points)
         freq = buf.frequency
-        if self._points + count <= self.max_points:
-            stamps, values = zip(*points)
-            first = stamps[0]
-            interval = first - first % freq
-            total = sum(stamps)
-            # NaN anywhere (or an infinite first stamp) fails these comparisons: slow path
-            if total == total and interval <= min(stamps) and max(stamps) < interval + freq:
-                held = buf.intervals.get(interval)
-                if held is None:
-                    buf.intervals[interval] = list(values)
-                else:
-                    held.extend(values)
-                buf.active.add(interval)
-                self._points += count
-                return count
-        added = 0
+        if self._points + count <= self.max_points and take_group(buf, points):
+            self._points += count
+            return count
+        added = dropped = 0
         intervals = buf.intervals
         active = buf.active
         for timestamp, value in points:
@@ -178,7 +168,7 @@ class AggregationBuffers:
                 self.bad_timestamps += 1
                 continue
             if self._points >= self.max_points:
-                self._dropped(now, output)
+                dropped += 1
                 continue
             held = intervals.get(interval)
             if held is None:
@@ -187,7 +177,31 @@ class AggregationBuffers:
             active.add(interval)
             self._points += 1
             added += 1
+        if dropped:
+            self._dropped(output, dropped)
         return added
+
+    def add_groups(
+        self, groups: dict[str, list[tuple[float, float]]], firsts: list[tuple[str, int, str]],
+        now: float,
+    ) -> None:
+        """``add_many(output, frequency, method, groups[output], now)`` for each
+        ``(output, frequency, method)`` of ``firsts`` in turn.
+
+        Runs of groups that each go to a live buffer and lie in one interval are added in one
+        call (:func:`cadent.core.aggregate.gather.take_groups`); any other group goes through
+        :meth:`add_many`.
+        """
+        index = 0
+        end = len(firsts)
+        while index < end:
+            index, added = take_groups(self.buffers, self.generation, groups, firsts, index,
+                                       self.max_points - self._points)
+            self._points += added
+            if index < end:
+                output, frequency, method_name = firsts[index]
+                self.add_many(output, frequency, method_name, groups[output], now)
+                index += 1
 
     def _adopt(
         self, buf: OutputBuffer | None, output: str, frequency: int, method_name: str, now: float
@@ -213,15 +227,15 @@ class AggregationBuffers:
         heappush(self._heap, (buf.due, buf.seq, buf))
         return buf
 
-    def _dropped(self, now: float, output: str, count: int = 1) -> None:
+    def _dropped(self, output: str, count: int = 1) -> None:
         self.dropped_points += count
-        if now - self._last_drop_log >= _DROP_LOG_EVERY_S:
-            self._last_drop_log = now
+        logged = self._drop_log.ready(count)
+        if logged:
             log.warning(
-                "aggregation buffers full (%d outputs of %d, %d values of %d): not aggregating "
-                "points for %s and others (%d dropped so far)",
-                len(self.buffers), self.max_buffers, self._points, self.max_points, output,
-                self.dropped_points,
+                "aggregation buffers full (%d outputs of %d, %d values of %d): %d points for %s "
+                "and others not aggregated since the previous report (%d so far)",
+                len(self.buffers), self.max_buffers, self._points, self.max_points, logged,
+                output, self.dropped_points,
             )
 
     def new_generation(self) -> None:
