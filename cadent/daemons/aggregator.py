@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from dataclasses import replace
 from typing import TextIO
 
 from cadent.compat.aggregator_settings import (
@@ -25,7 +24,6 @@ from cadent.compat.aggregator_settings import (
 from cadent.compat.daemon_settings import metric_filter
 from cadent.compat.errors import ConfigError
 from cadent.compat.http_settings import http_config
-from cadent.compat.spool_settings import spool_config
 from cadent.core.aggregate.aggregator import Aggregator
 from cadent.core.aggregate.pipeline import AggregatorPipeline
 from cadent.core.filewatch import FileWatcher
@@ -60,8 +58,7 @@ class AggregatorService:
         self.flow = FlowControl()
         self.stats = Stats()
         ProcessGauges().install(self.stats)
-        output = replace(settings.output, spool=spool_config(settings.conf))
-        self.output = RoutedOutput.from_config(settings.router, output,
+        self.output = RoutedOutput.from_config(settings.router, settings.output,
                                                flow=self.flow, stats=self.stats)
         self.pipeline = build_pipeline(settings)
         self.aggregator = self.pipeline.aggregator
