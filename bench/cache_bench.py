@@ -17,13 +17,20 @@ Per metric count N:
    between queries): persisted points/s under query load, query latency p50/p99;
 4. peak RSS (VmHWM) of the daemon over the whole run;
 5. accepted points/s of the update phase: points / seconds until the daemon had read the last
-   byte (MAX_CACHE_SIZE is unlimited, so this is the receive path's own speed).
+   byte (MAX_CACHE_SIZE is unlimited, so this is the receive path's own speed);
+6. CPU µs per point of the update phase: the daemon's user+system CPU (its whole process
+   tree) from the first byte sent until the written check passed, over the points persisted.
+   It includes the idle tail of that check (self-metrics written every second), and it is
+   the figure to compare on a loaded machine, where wall-clock rates swing by tens of %.
+
+``--rounds N`` runs every (metric count, target) N times, the targets interleaved round by
+round, and prints the median and range of each figure.
 
 Targets: ``cadent`` (its defaults: write-ahead log on, synced every second), ``cadent-no-wal``
 (ENABLE_WAL false), ``cadent-wal-0`` (WAL_SYNC_INTERVAL 0: fsync before caching) and
-``carbon-cache``.
+``carbon-cache``; ``--only cadent-writers-2`` (WRITER_THREADS 2) runs only when asked for.
 
-    python bench/cache_bench.py --names 10000 100000 --points 10 [--only cadent]
+    python bench/cache_bench.py --names 10000 100000 --points 10 [--only cadent] [--rounds N]
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import pickle
 import random
 import shutil
 import socket
+import statistics
 import struct
 import sys
 import tempfile
@@ -51,7 +59,10 @@ from tests.peers import CadentProcess, CarbonDaemon, free_port, write_carbon_con
 TARGETS = ("cadent", "cadent-no-wal", "cadent-wal-0", "carbon-cache")
 #: carbon.conf settings of each cadent variant
 VARIANTS = {"cadent": {}, "cadent-no-wal": {"ENABLE_WAL": False},
-            "cadent-wal-0": {"WAL_SYNC_INTERVAL": 0}}
+            "cadent-wal-0": {"WAL_SYNC_INTERVAL": 0},
+            "cadent-writers-2": {"WRITER_THREADS": 2}}
+#: what ``--only`` accepts; without it, TARGETS run
+CHOICES = TARGETS + ("cadent-writers-2",)
 SCHEMAS = """\
 [carbon]
 pattern = ^carbon\\.
@@ -196,14 +207,17 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def _update_phase(port: int, frames: list[bytes], data_dir: Path, total: int,
-                  args) -> tuple[float, float, float]:
+                  args, proc=None) -> tuple[float, float, float, float]:
     """Send ``frames`` (``total`` points); (points persisted, seconds until the last landed,
-    seconds until the last byte was read)."""
+    seconds until the last byte was read, the daemon's CPU seconds over the phase)."""
+    cpu = proc.cpu_seconds() if proc is not None else 0.0
     started = time.time()
     _send(port, frames)
     accepted = time.time() - started
     done = _wait_written(data_dir, started, total, args.timeout, args.stall)
-    return min(done, total), max(_last_write(data_dir, "bench") - started, 1e-3), accepted
+    if proc is not None:
+        cpu = proc.cpu_seconds() - cpu
+    return min(done, total), max(_last_write(data_dir, "bench") - started, 1e-3), accepted, cpu
 
 
 def run_one(target: str, names_count: int, points: int, args) -> dict:
@@ -235,16 +249,18 @@ def run_one(target: str, names_count: int, points: int, args) -> dict:
         # 2. updates into existing files, nothing else going on
         total = names_count * points
         frames = _frames(names, [now - 60 * k for k in range(2 * points, points, -1)])
-        persisted, elapsed, accepted = _update_phase(port, frames, data_dir, total, args)
+        persisted, elapsed, accepted, cpu = _update_phase(port, frames, data_dir, total, args,
+                                                          proc)
         result.update({"persisted_points": int(persisted), "update_seconds": round(elapsed, 2),
                        "persisted_points_per_s": round(persisted / elapsed),
-                       "accepted_points_per_s": round(total / max(accepted, 1e-3))})
+                       "accepted_points_per_s": round(total / max(accepted, 1e-3)),
+                       "update_cpu_us_per_point": round(cpu / max(persisted, 1) * 1e6, 2)})
         time.sleep(2)
         # 3. the same again with a CarbonLink client querying back to back
         frames = _frames(names, [now - 60 * k for k in range(points, 0, -1)])
         querier = _Querier(query_port, names)
         querier.start()
-        persisted, elapsed, _ = _update_phase(port, frames, data_dir, total, args)
+        persisted, elapsed, _, _ = _update_phase(port, frames, data_dir, total, args)
         querier.stop()
         result.update({
             "persisted_points_per_s_while_queried": round(persisted / elapsed),
@@ -269,27 +285,59 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--names", type=int, nargs="+", default=[10000, 100000])
     parser.add_argument("--points", type=int, default=10, help="points per metric, update phase")
-    parser.add_argument("--only", choices=TARGETS, action="append")
+    parser.add_argument("--only", choices=CHOICES, action="append")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--stall", type=float, default=120,
                         help="give up when committedPoints does not grow for this long")
     parser.add_argument("--tmp", default=None, help="directory for the whisper trees")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs per (count, target), targets interleaved round by round")
     args = parser.parse_args(argv)
     results = []
     for count in args.names:
-        for target in args.only or TARGETS:
-            result = run_one(target, count, args.points, args)
-            print(json.dumps(result), flush=True)
-            results.append(result)
-    print(f"{'target':14} {'metrics':>8} {'create s':>9} {'persist pts/s':>14} "
-          f"{'accept pts/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'RSS MB':>7}")
-    for r in results:
-        print(f"{r['target']:14} {r['metrics']:>8} {r['create_seconds']:>9} "
-              f"{r.get('persisted_points_per_s', '-'):>14} "
-              f"{r.get('accepted_points_per_s', '-'):>13} {r.get('carbonlink_p50_ms') or '-':>7} "
-              f"{r.get('carbonlink_p99_ms') or '-':>7} {r.get('peak_rss_mb', '-'):>7}")
+        for _ in range(max(1, args.rounds)):
+            for target in args.only or TARGETS:
+                result = run_one(target, count, args.points, args)
+                print(json.dumps(result), flush=True)
+                results.append(result)
+    _table(results, args.rounds > 1)
     return 0
+
+
+_COLUMNS = (("create_seconds", "create s", 9), ("persisted_points_per_s", "persist pts/s", 14),
+            ("accepted_points_per_s", "accept pts/s", 13),
+            ("update_cpu_us_per_point", "CPU us/pt", 10), ("carbonlink_p50_ms", "p50 ms", 7),
+            ("carbonlink_p99_ms", "p99 ms", 7), ("peak_rss_mb", "RSS MB", 7))
+
+
+def _num(value: float) -> str:
+    return str(round(value)) if abs(value) >= 1000 else f"{value:g}"
+
+
+def _table(results: list[dict], spread: bool) -> None:
+    """One line per run, or with ``spread`` one per (count, target): median [min-max]."""
+    widths = [w + (14 if spread else 0) for _, _, w in _COLUMNS]
+    print(f"{'target':14} {'metrics':>8} " + " ".join(
+        f"{title:>{w}}" for (_, title, _), w in zip(_COLUMNS, widths)))
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["metrics"], r["target"]), []).append(r)
+    rows = list(groups.items()) if spread else [((r["metrics"], r["target"]), [r])
+                                                for r in results]
+    for (metrics, target), runs in rows:
+        cells = []
+        for (key, _, _), w in zip(_COLUMNS, widths):
+            values = sorted(r[key] for r in runs if r.get(key) is not None)
+            if not values:
+                text = "-"
+            elif spread:
+                text = (f"{_num(statistics.median(values))} "
+                        f"[{_num(values[0])}-{_num(values[-1])}]")
+            else:
+                text = _num(values[0])
+            cells.append(f"{text:>{w}}")
+        print(f"{target:14} {metrics:>8} " + " ".join(cells))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,25 @@ RESUME_FRACTION = 0.95
 CachedPoints = list[tuple[float, float]]
 
 
+_NEEDS_NORMALISING = (";", "~", '"}')
+
+
+def _normalised(batch: Iterable[tuple[str, tuple[float, float]]]) -> list:
+    """``batch`` as a list with every name normalised. When the names joined hold none of the
+    marks a name needs normalising for (a ``;``, a leading ``~``, a trailing ``"}``), the list
+    is the batch itself: the common untagged batch costs one join, not a call per point."""
+    if type(batch) is not list:
+        batch = list(batch)
+    try:
+        joined = "".join(map(itemgetter(0), batch))
+    except TypeError:
+        joined = ";"
+    for mark in _NEEDS_NORMALISING:
+        if mark in joined:
+            return [(normalize_name(name), point) for name, point in batch]
+    return batch
+
+
 class MetricCache:
     """Thread-safe cache of datapoints with carbon's drain strategies (see module doc)."""
 
@@ -112,7 +131,7 @@ class MetricCache:
 
     def store_batch(self, batch: Iterable[tuple[str, tuple[float, float]]]) -> None:
         """Add a batch of ``(name, (timestamp, value))``; names are normalised here."""
-        items = [(normalize_name(name), point) for name, point in batch]
+        items = _normalised(batch)
         if not items:
             return
         pause = False
@@ -171,6 +190,8 @@ class MetricCache:
 
     def take_new_names(self) -> list[str]:
         """Names that entered the cache (absent before) since the previous call."""
+        if not self._new:  # nothing new: no lock (a name added meanwhile waits for the next call)
+            return []
         with self._lock:
             if not self._new:
                 return []
@@ -196,7 +217,7 @@ class MetricCache:
             return None
         name, points = popped
         self._check_resume()
-        return name, sorted(points.items(), key=itemgetter(0))
+        return name, sorted(points.items())  # timestamps are distinct: values never compared
 
     def done(self, name: str) -> None:
         """The oldest popped batch of ``name`` is written: stop showing it to ``get``."""

@@ -163,3 +163,31 @@ def test_new_names():
     cache.store_batch([("a", (1, 1)), ("b", (1, 1)), ("a", (2, 1))])
     assert cache.take_new_names() == ["a", "b"]
     assert cache.take_new_names() == []
+
+
+def test_batch_normalisation_matches_name_by_name():
+    """The one-join fast path stores exactly what normalising each name stores."""
+    from cadent.core.tags import normalize_name
+
+    names = ["a.b", "t;z=1;b=2", "~t;b=2;z=1", 'seriesByTag("x=1")', 'x{"}', "x;", "~x",
+             "plain.~tilde", 'a"', "}b", "", "a;b=c;a=d"]
+    batches = [[(n, (float(i), 1.0))] for i, n in enumerate(names)]  # one name per batch
+    batches.append([(n, (float(i), 2.0)) for i, n in enumerate(names)])  # all in one
+    batches.append([("p.a", (1.0, 1.0)), ("q.b", (2.0, 2.0))])  # nothing to normalise
+    batches.append([('ends."', (1.0, 1.0)), ("}starts", (2.0, 2.0))])  # '"}' only when joined
+    for batch in batches:
+        cache = MetricCache()
+        cache.store_batch(iter(batch))  # any iterable, not only lists
+        expected: dict[str, list] = {}
+        for name, point in batch:
+            expected.setdefault(normalize_name(name), []).append(point)
+        assert {n: cache.get(n) for n in expected} == expected
+        assert cache.queues == len(expected)
+
+
+def test_untagged_batch_is_stored_without_copying_names():
+    cache = MetricCache()
+    batch = [("a.b", (1.0, 1.0)), ("a.c", (1.0, 2.0)), ("a.b", (2.0, 3.0))]
+    cache.store_batch(batch)
+    assert cache.get("a.b") == [(1.0, 1.0), (2.0, 3.0)] and cache.size == 3
+    assert batch == [("a.b", (1.0, 1.0)), ("a.c", (1.0, 2.0)), ("a.b", (2.0, 3.0))]

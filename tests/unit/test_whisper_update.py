@@ -217,3 +217,88 @@ def test_damaged_files_behave_as_in_whisper(tmp_path, how):
         points = [(now - 10 * i, float(i)) for i in range(20)]
         assert apply(update_many, mine, points, now) == apply(whisper.file_update_many, ref, points, now)
         assert read(mine) == read(ref)
+
+
+def apply_fd(path: str, points, now: int):
+    """update_file on a bare descriptor, as WhisperWriter calls it."""
+    import os
+
+    from cadent.core.write.whisper_update import update_file
+
+    fd = os.open(path, os.O_RDWR)
+    try:
+        update_file(fd, path, list(points), now)
+    except Exception as exc:
+        return type(exc).__name__
+    finally:
+        os.close(fd)
+    return None
+
+
+@pytest.mark.parametrize("block", range(2))
+def test_update_file_matches_whisper_byte_for_byte(tmp_path, block):
+    for seed in range(10_000 + block * 250, 10_000 + (block + 1) * 250):
+        rng = random.Random(seed)
+        archives = random_archives(rng)
+        xff = rng.choice(XFFS + [rng.random()])
+        method = rng.choice(METHODS)
+        ref, mine = str(tmp_path / f"ref{seed}.wsp"), str(tmp_path / f"mine{seed}.wsp")
+        whisper.create(ref, list(archives), xff, method)
+        whisper.create(mine, list(archives), xff, method)
+        now = 1_700_000_000 + rng.randint(0, 10_000)
+        for call in range(rng.randint(1, 25)):
+            now += rng.choice([0, 1, archives[0][0], rng.randint(0, 3 * archives[-1][0])])
+            points = random_call(rng, archives, now)
+            expected_error = apply(whisper.file_update_many, ref, points, now)
+            assert apply_fd(mine, points, now) == expected_error, (seed, call)
+            assert read(mine) == read(ref), (seed, call, archives, xff, method, points, now)
+
+
+@pytest.mark.parametrize("points", ODD_CALLS + [[]])
+def test_update_file_odd_points_behave_as_in_whisper(tmp_path, points):
+    archives = [(10, 30), (60, 20), (600, 10)]
+    now = 100 if points and points[0][0] < 1000 else 1_700_000_050
+    ref, mine = str(tmp_path / "ref.wsp"), str(tmp_path / "mine.wsp")
+    for path in (ref, mine):
+        whisper.create(path, list(archives), 0.0, "average")
+        apply(whisper.file_update_many, path, [(1_699_999_990, 7.0)], 1_700_000_000)
+    assert apply_fd(mine, points, now) == apply(whisper.file_update_many, ref, points, now)
+    assert read(mine) == read(ref)
+
+
+@pytest.mark.parametrize(
+    "how", ["xff", "method", "archives", "tiny", "layout", "header-only", "no-lower-archive", "half-lower-archive"]
+)
+def test_update_file_on_damaged_files_behaves_as_in_whisper(tmp_path, how):
+    ref, mine = str(tmp_path / "ref.wsp"), str(tmp_path / "mine.wsp")
+    whisper.create(ref, [(10, 30), (60, 20), (600, 10)], 0.0, "sum")
+    data = corrupt(read(ref), how)
+    for path in (ref, mine):
+        with open(path, "wb") as handle:
+            handle.write(data)
+    for now in range(1_700_000_000, 1_700_003_000, 300):
+        points = [(now - 10 * i, float(i)) for i in range(20)]
+        assert apply_fd(mine, points, now) == apply(whisper.file_update_many, ref, points, now)
+        assert read(mine) == read(ref)
+
+
+def test_update_file_errors_name_the_path(tmp_path):
+    """A damaged file's error names the file, whichever side (ours or whisper's) raised it."""
+    import os
+
+    from cadent.core.write.whisper_update import update_file
+
+    for how in ("tiny", "no-lower-archive"):
+        path = str(tmp_path / f"{how}.wsp")
+        whisper.create(path, [(10, 30), (60, 20), (600, 10)], 0.0, "sum")
+        data = corrupt(read(path), how)
+        with open(path, "wb") as handle:
+            handle.write(data)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            with pytest.raises(whisper.CorruptWhisperFile) as caught:
+                update_file(fd, path, [(1_700_000_000 - 10 * i, 1.0) for i in range(200)],
+                            1_700_000_000)
+        finally:
+            os.close(fd)
+        assert caught.value.path == path

@@ -107,3 +107,68 @@ def test_create_links_a_complete_file_into_place_and_leaves_no_temp(tmp_path):
     assert sorted(os.listdir(directory)) == ["c.wsp"]
     info = whisper.info(str(directory / "c.wsp"))
     assert info["archives"] and info["aggregationMethod"]
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"lock_writes": True}, {"fadvise_random": True}, {"autoflush": True},
+    {"lock_writes": True, "fadvise_random": True, "autoflush": True},
+])
+def test_write_leaves_whispers_bytes_whatever_the_options(tmp_path, options):
+    """write() works on a bare descriptor; with each option the file holds the bytes
+    whisper.file_update_many leaves for the same points."""
+    writer = WhisperWriter(str(tmp_path / "mine"), schemas(), aggregations(), **options)
+    now = int(time.time())
+    base = now - now % 60 - 300  # well inside the 10 s archive: no clock edge to straddle
+    name = "stats.x.count"
+    writer.create(name)
+    ref = str(tmp_path / "ref.wsp")
+    whisper.create(ref, [(10, 60), (60, 100)], 0.0, "sum")
+    calls = [[(base + i * 10 + 0.5, float(i)) for i in range(12)],
+             [(base + 600 + i * 10, 2.0) for i in range(3)],
+             [(base + 30.9, 9.0), (base + 10, 8.0)]]
+    for points in calls:
+        assert writer.write(name, points) == len(points)
+        with open(ref, "r+b") as handle:  # the writer's order, timestamps truncated
+            whisper.file_update_many(handle, [(int(ts), float(v)) for ts, v in points])
+    with open(writer.path_for(name), "rb") as mine, open(ref, "rb") as theirs:
+        assert mine.read() == theirs.read()
+
+
+def test_write_of_a_missing_file_raises_and_leaks_no_descriptor(tmp_path):
+    writer = WhisperWriter(str(tmp_path), schemas(), aggregations())
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with pytest.raises(FileNotFoundError):
+            writer.write("stats.none", [(time.time(), 1.0)])
+    writer.create("stats.bad")
+    with open(writer.path_for("stats.bad"), "wb") as handle:
+        handle.write(b"\0" * 10)  # a damaged file: whisper's own error, descriptor closed
+    for _ in range(5):
+        with pytest.raises(Exception):
+            writer.write("stats.bad", [(time.time(), 1.0)])
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("root", ["", "/data", "/data/", "rel//", "/"])
+@pytest.mark.parametrize("name", ["a.b.c", ".x.y", "a..b", "t;b=2;a=1", "/abs.name"])
+def test_writer_paths_are_layouts(root, name):
+    for hashed in (True, False):
+        writer = WhisperWriter(root, tag_hash_filenames=hashed)
+        assert writer.path_for(name) == path_for(root, name, hashed)
+
+
+def test_write_closes_with_the_unpatched_close(tmp_path, monkeypatch):
+    """Under gevent's monkey patching os.close costs two more syscalls: write() keeps the
+    original, and still closes every descriptor it opens."""
+    writer = WhisperWriter(str(tmp_path), schemas(), aggregations())
+    writer.create("stats.a")
+
+    def patched_close(fd):
+        raise AssertionError("the patched os.close was called")
+
+    monkeypatch.setattr(os, "close", patched_close)
+    before = len(os.listdir("/proc/self/fd"))
+    now = int(time.time())
+    for i in range(5):
+        assert writer.write("stats.a", [(now - 100 + 10 * i, float(i))]) == 1
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Callable
+from typing import Callable, Container
 
 from cadent.core import oplog
 from cadent.core.cache import MetricCache
@@ -232,8 +232,7 @@ class Drainer:
                 with self._lock:
                     wait = self._updates.take()
         waited = time.perf_counter() - waiting_since
-        item = self.cache.pop_next(
-            _Skip(self._pending, self._creating, self._retry_at, self._clock()))
+        item = self.cache.pop_next(self._skip())
         if item is None:
             if limit:
                 with self._lock:
@@ -257,9 +256,15 @@ class Drainer:
             self._write(name, points, waited)
         return True
 
+    def _skip(self) -> Container[str]:
+        """What the next pop must leave alone; nothing (no per-name check) in the usual case."""
+        if self._pending or self._creating or self._retry_at:
+            return _Skip(self._pending, self._creating, self._retry_at, self._clock())
+        return ()
+
     def _more(self, items: list) -> list:
         """``items`` plus further metrics (already created) up to ``batch``."""
-        skip = _Skip(self._pending, self._creating, self._retry_at, self._clock())
+        skip = self._skip()
         while len(items) < self.batch:
             item = self.cache.pop_next(skip)
             if item is None:
@@ -289,6 +294,8 @@ class Drainer:
     def _create_pending(self, limit: bool) -> bool:
         """Claim up to CREATE_CHUNK pending names and create their storage."""
         new = self.cache.take_new_names()
+        if not new and not self._pending:
+            return False
         with self._lock:
             for name in new:
                 if name not in self._known and name not in self._creating:

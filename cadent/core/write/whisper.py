@@ -1,7 +1,7 @@
 """Whisper files in carbon's exact layout (see ``layout.py``), created with the whisper package
-and updated with ``whisper_update.update_many`` (byte-identical to whisper's update).
+and updated with ``whisper_update.update_file`` (byte-identical to whisper's update).
 
-Per-writer options (autoflush, locking, fadvise) are applied on the file handle this writer
+Per-writer options (autoflush, locking, fadvise) are applied on the descriptor this writer
 opens, so the whisper module's global switches are never touched and two writers with
 different options can coexist.
 """
@@ -15,13 +15,14 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import whisper
+from gevent.monkey import get_original
 
 from cadent.compat.storage_aggregation import StorageAggregation
 from cadent.compat.storage_schemas import StorageSchemas
 from cadent.core import oplog
 from cadent.core.write.base import Points
-from cadent.core.write.layout import path_for
-from cadent.core.write.whisper_update import update_many
+from cadent.core.write.layout import path_for, relative_path
+from cadent.core.write.whisper_update import update_file
 
 if TYPE_CHECKING:
     from cadent.compat.cache_settings import CacheSettings
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METADATA_KEY = "aggregationMethod"
+
+# The unpatched close: gevent's monkey-patched os.close checks and fstat()s the descriptor
+# first (two more syscalls per update) to protect descriptors its loop may be watching,
+# which a whisper file never is.
+_close_fd = get_original("os", "close")
 
 
 class WhisperWriter:
@@ -48,6 +54,7 @@ class WhisperWriter:
         log_creates: bool = False,
     ) -> None:
         self.data_dir = data_dir
+        self._root = os.path.join(data_dir, "")  # what path_for's join puts before a file
         self.schemas = schemas or StorageSchemas.default()
         self.aggregations = aggregations or StorageAggregation.default()
         self.autoflush = autoflush
@@ -61,7 +68,9 @@ class WhisperWriter:
         self.log_creates = log_creates
 
     def path_for(self, name: str) -> str:
-        return path_for(self.data_dir, name, self.tag_hash_filenames)
+        """``layout.path_for`` of ``name`` (a relative path never starts with ``/``, so the
+        join is a concatenation)."""
+        return self._root + relative_path(name, self.tag_hash_filenames)
 
     def exists(self, name: str) -> bool:
         """True when the file exists; an unhashed tagged file is renamed to its hashed name."""
@@ -117,23 +126,25 @@ class WhisperWriter:
                            name, archives, rule.xff, rule.method)
 
     def write(self, name: str, points: Points) -> int:
-        """``update_many`` the points, timestamps truncated to int (as carbon does).
+        """``update_file`` the points, timestamps truncated to int (as carbon does).
 
-        ``whisper_update.update_many`` leaves the bytes ``whisper.file_update_many`` would;
-        it works on the descriptor, so the file is opened unbuffered.
+        ``whisper_update.update_file`` leaves the bytes ``whisper.file_update_many`` would; it
+        works on a bare descriptor (no file object: one ``open`` and one ``close`` syscall).
         """
         if not points:
             return 0
         path = self.path_for(name)
-        with open(path, "r+b", buffering=0) as handle:
+        fd = os.open(path, os.O_RDWR)
+        try:
             if self.lock_writes:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                fcntl.flock(fd, fcntl.LOCK_EX)
             if self.fadvise_random:
-                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
-            update_many(handle, [(int(ts), float(value)) for ts, value in points])
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+            update_file(fd, path, [(int(ts), float(value)) for ts, value in points])
             if self.autoflush:
-                handle.flush()
-                os.fsync(handle.fileno())
+                os.fsync(fd)
+        finally:
+            _close_fd(fd)
         return len(points)
 
     def get_metadata(self, name: str, key: str) -> Any:

@@ -7,7 +7,10 @@ every archive, it and every later point are dropped), the same runs of contiguou
 intervals (of adjacent duplicate intervals the last one in the reversed input wins), the
 same base point rule (a fresh archive is based on its first run), the same wrap-around,
 and the same propagation to lower archives (xFilesFactor, every aggregation method,
-intervals visited in the same order).
+intervals visited in the same order). ``update_file(fd, path, points, now)`` is the same on a
+bare descriptor open read/write, as the whisper writer opens its files: no file object, so
+one ``open`` and one ``close`` syscall per update (whisper itself, when it is called, gets an
+unbuffered handle on that descriptor named ``path``).
 
 It is faster because it works on the descriptor with ``os.pread``/``os.pwrite`` (after
 flushing the handle; a buffered handle's read buffer is dropped on return): the header and
@@ -140,13 +143,13 @@ def _header(fd: int) -> tuple | None:
     return parsed, bases
 
 
-def _base(fd: int, handle: Any, archives: tuple, bases: list, index: int) -> int:
+def _base(fd: int, path: Any, archives: tuple, bases: list, index: int) -> int:
     """The interval in an archive's first slot, read when first needed, then tracked."""
     base = bases[index]
     if base is None:
         raw = os.pread(fd, _POINT_SIZE, archives[index][0])
         if len(raw) != _POINT_SIZE:
-            raise whisper.CorruptWhisperFile("Unable to read base datapoint", handle.name)
+            raise whisper.CorruptWhisperFile("Unable to read base datapoint", path)
         base = bases[index] = _LONG.unpack_from(raw)[0]
     return base
 
@@ -340,51 +343,81 @@ def update_many(handle: Any, points: Sequence[tuple[int, float]], now: Any = Non
     except (AttributeError, OSError, ValueError):
         return whisper.file_update_many(handle, points, now)
     handle.flush()
+    try:
+        applied = _apply(fd, getattr(handle, "name", None), points, now)
+    except BaseException:
+        _drop_read_buffer(handle)
+        raise
+    if not applied:
+        return whisper.file_update_many(handle, points, now)
+    _drop_read_buffer(handle)
+    return None
+
+
+def _drop_read_buffer(handle: Any) -> None:
+    """Make a buffered handle forget what it read before our writes."""
+    if type(handle) is not FileIO:
+        handle.seek(0, 2)
+
+
+def update_file(fd: int, path: str, points: Sequence[tuple[int, float]], now: Any = None) -> None:
+    """``update_many`` on a descriptor open read/write (``os.open(path, os.O_RDWR)``), without
+    a file object: the same bytes, the same fallback to whisper (given an unbuffered handle
+    on ``fd`` named ``path``) and the same exceptions."""
+    if (
+        not points
+        or type(points) is not list
+        or whisper.LOCK
+        or whisper.AUTOFLUSH
+        or whisper.CACHE_HEADERS
+        or not _apply(fd, path, points, now)
+    ):
+        handle = FileIO(fd, "r+", closefd=False)
+        handle.name = path
+        whisper.file_update_many(handle, points, now)
+
+
+def _apply(fd: int, path: Any, points: list, now: Any) -> bool:
+    """Write ``points`` through ``fd``; False (nothing written) when whisper must do it."""
     header = _header(fd)
     if header is None:
-        return whisper.file_update_many(handle, points, now)
+        return False
     (archives, xff, aggregator, min_timestamp), bases = header
     if now is None:
         now = int(time.time())
     plans = _plans(points, archives, min_timestamp, now)
     if plans is None:
-        return whisper.file_update_many(handle, points, now)
-
-    try:
-        archive_count = len(archives)
-        for index, (aligned, anchor, runs) in plans:
-            base = _base(fd, handle, archives, bases, index)
-            archive = archives[index]
-            if len(runs) == 1:
-                start, n, packed = runs[0]
-                offset, step, _n, size = archive
-                rel = (start - (base or anchor)) // step * _POINT_SIZE % size
-                beyond = rel + n * _POINT_SIZE - size
-                if beyond > 0:
-                    _pwrite(fd, packed[:-beyond], offset + rel)
-                    _pwrite(fd, packed[-beyond:], offset)
-                    bases[index] = start + (size - rel) // _POINT_SIZE * step
-                else:
-                    _pwrite(fd, packed, offset + rel)
-                    if rel == 0:
-                        bases[index] = start
+        return False
+    archive_count = len(archives)
+    for index, (aligned, anchor, runs) in plans:
+        base = _base(fd, path, archives, bases, index)
+        archive = archives[index]
+        if len(runs) == 1:
+            start, n, packed = runs[0]
+            offset, step, _n, size = archive
+            rel = (start - (base or anchor)) // step * _POINT_SIZE % size
+            beyond = rel + n * _POINT_SIZE - size
+            if beyond > 0:
+                _pwrite(fd, packed[:-beyond], offset + rel)
+                _pwrite(fd, packed[-beyond:], offset)
+                bases[index] = start + (size - rel) // _POINT_SIZE * step
             else:
-                bases[index] = _write_runs(fd, archive, base or anchor, runs, base)
-            higher = index
-            for lower in range(index + 1, archive_count):
-                if not _propagate(
-                    fd, handle, archives, bases, higher, lower, aligned, xff, aggregator
-                ):
-                    break
-                higher = lower
-    finally:
-        if type(handle) is not FileIO:
-            handle.seek(0, 2)  # drop whatever the handle buffered from before these writes
+                _pwrite(fd, packed, offset + rel)
+                if rel == 0:
+                    bases[index] = start
+        else:
+            bases[index] = _write_runs(fd, archive, base or anchor, runs, base)
+        higher = index
+        for lower in range(index + 1, archive_count):
+            if not _propagate(fd, path, archives, bases, higher, lower, aligned, xff, aggregator):
+                break
+            higher = lower
+    return True
 
 
 def _propagate(
     fd: int,
-    handle: Any,
+    path: Any,
     archives: tuple,
     bases: list,
     higher: int,
@@ -411,7 +444,7 @@ def _propagate(
     high = max(firsts, key=itemgetter(1))[1] + span
     window = os.pread(fd, high - low, h_offset + low) if high <= h_size else b""
     if len(window) != high - low:  # a slice wraps, or a short file: whisper's own steps
-        return _propagate_each(fd, handle, archives, bases, higher, lower, firsts, xff, aggregator)
+        return _propagate_each(fd, path, archives, bases, higher, lower, firsts, xff, aggregator)
     results = []
     unpack_from = _points_struct(per).unpack_from
     reach = per * h_step
@@ -425,7 +458,7 @@ def _propagate(
             _aggregate_gaps(results, interval, series, per, h_step, xff, aggregator)
     if not results:
         return False
-    l_base = _base(fd, handle, archives, bases, lower)
+    l_base = _base(fd, path, archives, bases, lower)
     writes: dict[int, bytes] = {}
     for interval, value in results:
         if l_base == 0:
@@ -447,7 +480,7 @@ def _propagate(
 
 def _propagate_each(
     fd: int,
-    handle: Any,
+    path: Any,
     archives: tuple,
     bases: list,
     higher: int,
@@ -470,13 +503,13 @@ def _propagate_each(
             raw += os.pread(fd, last, h_offset)
         n, rest = divmod(len(raw), _POINT_SIZE)
         if rest:
-            raise whisper.CorruptWhisperFile("Unable to read datapoints", handle.name)
+            raise whisper.CorruptWhisperFile("Unable to read datapoints", path)
         results: list = []
         series = _points_struct(n).unpack(raw)
         _aggregate_gaps(results, interval, series, n, h_step, xff, aggregator)
         if not results:
             continue
-        l_base = _base(fd, handle, archives, bases, lower)
+        l_base = _base(fd, path, archives, bases, lower)
         if l_base == 0:
             position = 0
             bases[lower] = interval
@@ -506,4 +539,4 @@ def _aggregate_gaps(
         results.append((interval, aggregator(known, neighbors)))
 
 
-__all__ = ["update_many"]
+__all__ = ["update_file", "update_many"]
