@@ -42,7 +42,10 @@ run: setup
 # on their pure-Python twins, which stay the reference
 PURE_PYTHON_TESTS := tests/unit/test_parse_plaintext.py tests/unit/test_fuzz_parsers.py \
 	tests/unit/test_statsd_engine.py tests/unit/test_statsd_fuzz.py \
-	tests/unit/test_statsd_golden.py tests/unit/test_compiled_differential.py
+	tests/unit/test_statsd_golden.py tests/unit/test_compiled_differential.py \
+	tests/unit/test_encode.py tests/unit/test_routers.py tests/unit/test_compiled_encode_route.py \
+	tests/unit/test_aggregate_aggregator.py tests/unit/test_aggregate_buffers.py \
+	tests/unit/test_aggregate_gather.py
 
 test: setup-test peers
 	CADENT_REQUIRE_COMPILED=1 $(BIN)/pytest -q -p no:cacheprovider
