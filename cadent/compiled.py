@@ -26,7 +26,14 @@ PURE_PYTHON_ENV = "CADENT_PURE_PYTHON"
 # Every module that has a compiled twin, with the twin's name.
 COMPILED_TWINS: dict[str, str] = {
     "cadent.core.parse.plaintext": "cadent.core.parse._cadent_c_plaintext",
+    "cadent.core.encode.plaintext": "cadent.core.encode._cadent_c_plaintext",
+    "cadent.core.route.routers": "cadent.core.route._cadent_c_routers",
     "cadent.statsd.parse": "cadent.statsd._cadent_c_parse",
+    "cadent.statsd.numbers": "cadent.statsd._cadent_c_numbers",
+    "cadent.statsd.graphite": "cadent.statsd._cadent_c_graphite",
+    "cadent.statsd.flush": "cadent.statsd._cadent_c_flush",
+    "cadent.statsd.store": "cadent.statsd._cadent_c_store",
+    "cadent.core.aggregate.gather": "cadent.core.aggregate._cadent_c_gather",
 }
 
 _TWIN_SUFFIX = "__python_twin"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-from itertools import accumulate
 from typing import NamedTuple, Sequence
 
 from cadent.statsd.numbers import NAN, js_str, round_half_up
@@ -75,8 +74,14 @@ def timer_stats(
         return {"count_ps": 0, "count": 0}
     v = sorted(values)
     n = len(v)
-    cum = list(accumulate(v))
-    cumsq = list(accumulate(x * x for x in v))
+    cum = []  # running sums left to right, as statsd adds them
+    cumsq = []
+    acc = acc_sq = -0.0  # the additive identity of doubles: -0.0 + x is x, even for x = -0.0
+    for x in v:
+        acc += x
+        acc_sq += x * x
+        cum.append(acc)
+        cumsq.append(acc_sq)
     low = v[0]
     high = v[-1]
     data: dict = {}
@@ -148,3 +153,8 @@ __all__ = [
     "timer_stats",
     "filter_stats",
 ]
+
+
+from cadent.compiled import import_compiled  # noqa: E402
+
+import_compiled(globals(), "cadent.statsd._cadent_c_flush")

@@ -1,20 +1,20 @@
 """statsd's graphite backend output: metric names, line order and value text.
 
 :class:`GraphiteNames` builds the names (legacy or prefixed namespace, globalSuffix, tags);
-:func:`graphite_points` walks a flush snapshot in statsd's emission order and yields
-``(name, value)`` pairs; :func:`format_lines` prints them as statsd does
-(``"name value ts\\n"`` with JavaScript number text) and :func:`encode_pickle_payload`
+:func:`graphite_lines` walks a flush snapshot in statsd's emission order and prints each
+value as statsd does (``"name value ts\\n"`` with JavaScript number text);
+:func:`own_stats_lines` adds the lines that close a flush; :func:`encode_pickle_payload`
 builds statsd's pickle framing.
 
 Line-exactness: statsd prints values with JavaScript's ``Number::toString``; carbon's line
 encoder formats floats differently. A daemon that must be byte-identical to statsd sends
-the text from :func:`format_lines` as is; the Batch form is for in-process consumers.
+these lines as they are; the Batch form is for in-process consumers.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from cadent.statsd.config import StatsdSettings
 from cadent.statsd.numbers import js_str
@@ -77,70 +77,71 @@ class GraphiteNames:
         return name, tags
 
 
-def graphite_points(
+def graphite_lines(
     names: GraphiteNames,
     counters: dict,
-    counter_rates: dict,
+    interval_s: float,
     timer_data: dict,
     gauges: dict,
     sets: dict,
-    num_stats: int,
-    internal: dict,
-) -> Iterator[tuple[str, float]]:
-    """``(name, value)`` in statsd's order: counters, timers, gauges, sets, own stats.
+    ts: int,
+) -> list[str]:
+    """statsd's lines ``"name value ts\\n"`` for the metrics, in statsd's order.
+
+    Counters (rate = value / ``interval_s``, then the count when ``flush_counts``), timers
+    (``timer_data``: per key, stat → number or a histogram's dict of bin → count), gauges,
+    sets (member count). Values print as JavaScript prints them (:func:`js_str`).
+    """
+    lines: list[str] = []
+    append = lines.append
+    tail = " " + str(ts) + "\n"
+    sfx = names.suffix
+    split = names.split
+    rate_ns, count_ns = names.counter_rate, names.counter_count
+    rate_end, count_end = names.rate_tail + sfx, names.count_tail + sfx
+    flush_counts = names.flush_counts
+    for key in js_key_order(counters):
+        name, tags = split(key)
+        value = counters[key]
+        append(f"{rate_ns}{name}{rate_end}{tags} {js_str(value / interval_s)}{tail}")
+        if flush_counts:
+            append(f"{count_ns}{name}{count_end}{tags} {js_str(value)}{tail}")
+    timer_ns = names.timer
+    for key in js_key_order(timer_data):
+        name, tags = split(key)
+        head = timer_ns + name + "."
+        end = sfx + tags
+        for stat, value in timer_data[key].items():
+            if type(value) is dict:
+                for bin_name, freq in value.items():
+                    append(f"{head}{stat}.{bin_name}{end} {js_str(freq)}{tail}")
+            else:
+                append(f"{head}{stat}{end} {js_str(value)}{tail}")
+    gauge_ns = names.gauge
+    for key in js_key_order(gauges):
+        name, tags = split(key)
+        append(f"{gauge_ns}{name}{sfx}{tags} {js_str(gauges[key])}{tail}")
+    set_ns = names.set
+    set_end = ".count" + sfx
+    for key in js_key_order(sets):
+        name, tags = split(key)
+        append(f"{set_ns}{name}{set_end}{tags} {len(sets[key])}{tail}")
+    return lines
+
+
+def own_stats_lines(names: GraphiteNames, num_stats: int, internal: dict, ts: int) -> list[str]:
+    """The lines that close every flush: ``numStats`` and the graphite backend's own stats.
 
     ``internal`` holds ``calculationtime``, ``processing_time``, ``last_exception``,
     ``last_flush``, ``flush_time`` and ``flush_length``.
     """
-    sfx = names.suffix
-    split = names.split
-    rate_ns, count_ns = names.counter_rate, names.counter_count
-    rate_tail, count_tail = names.rate_tail, names.count_tail
-    flush_counts = names.flush_counts
-    for key in js_key_order(counters):
-        name, tags = split(key)
-        yield rate_ns + name + rate_tail + sfx + tags, counter_rates[key]
-        if flush_counts:
-            yield count_ns + name + count_tail + sfx + tags, counters[key]
-    timer_ns = names.timer
-    for key in js_key_order(timer_data):
-        name, tags = split(key)
-        base = timer_ns + name + "."
-        for stat, value in timer_data[key].items():
-            if isinstance(value, dict):
-                for bin_name, freq in value.items():
-                    yield base + stat + "." + bin_name + sfx + tags, freq
-            else:
-                yield base + stat + sfx + tags, value
-    gauge_ns = names.gauge
-    for key in js_key_order(gauges):
-        name, tags = split(key)
-        yield gauge_ns + name + sfx + tags, gauges[key]
-    set_ns = names.set
-    for key in js_key_order(sets):
-        name, tags = split(key)
-        yield set_ns + name + ".count" + sfx + tags, len(sets[key])
-    yield names.num_stats, num_stats
-    yield names.calculation_time, internal["calculationtime"]
-    yield names.processing_time, internal["processing_time"]
+    tail = " " + str(ts) + "\n"
+    lines = [names.num_stats + " " + js_str(num_stats) + tail,
+             names.calculation_time + " " + js_str(internal["calculationtime"]) + tail,
+             names.processing_time + " " + js_str(internal["processing_time"]) + tail]
     for stat in ("last_exception", "last_flush", "flush_time", "flush_length"):
-        yield names.graphite_stat[stat], internal[stat]
-
-
-def format_lines(points: Iterable[tuple[str, float]], ts: int, stats_ts: int | None = None,
-                 own_stats: int = 6) -> list[str]:
-    """statsd's text lines ``"name value ts\\n"``.
-
-    The last ``own_stats`` points (the graphite backend's own stats) carry ``stats_ts``
-    (statsd stamps them when its TCP connection opens) if given, else ``ts``.
-    """
-    suffix = " " + str(ts) + "\n"
-    out = [name + " " + js_str(value) + suffix for name, value in points]
-    if stats_ts is not None and stats_ts != ts and own_stats:
-        late = " " + str(stats_ts) + "\n"
-        for i in range(len(out) - own_stats, len(out)):
-            out[i] = out[i][: -len(suffix)] + late
-    return out
+        lines.append(names.graphite_stat[stat] + " " + js_str(internal[stat]) + tail)
+    return lines
 
 
 def lines_to_batch(lines: Iterable[str]) -> list[tuple[str, tuple[float, float]]]:
@@ -167,4 +168,9 @@ def encode_pickle_payload(lines: Iterable[str]) -> bytes:
     return struct.pack(">I", len(body)) + body
 
 
-__all__ = ["GraphiteNames", "graphite_points", "format_lines", "lines_to_batch", "encode_pickle_payload"]
+__all__ = ["GraphiteNames", "graphite_lines", "own_stats_lines", "lines_to_batch", "encode_pickle_payload"]
+
+
+from cadent.compiled import import_compiled  # noqa: E402
+
+import_compiled(globals(), "cadent.statsd._cadent_c_graphite")

@@ -24,6 +24,7 @@ _RADIX = re.compile(r"0(?:[xX](?P<x>[0-9a-fA-F]+)|[oO](?P<o>[0-7]+)|[bB](?P<b>[0
 
 NAN = float("nan")
 INF = float("inf")
+_EXACT_INT_LIMIT = 9007199254740992.0  # 2**53: every integer below it is a double
 
 
 def js_number(text: str) -> float:
@@ -56,6 +57,24 @@ def js_str(x: float) -> str:
     """``String(x)`` for a JavaScript number (shortest round-trip digits, JS exponent rules)."""
     if type(x) is int:
         return str(x)
+    return _js_double_str(x)
+
+
+def _js_double_str(x: float) -> str:
+    if -_EXACT_INT_LIMIT < x < _EXACT_INT_LIMIT:  # false for NaN and the infinities
+        whole = int(x)
+        if whole == x:  # -0.0 included: JavaScript prints it as "0"
+            return f"{whole}"  # one C conversion when compiled
+        # repr() has JavaScript's shortest round-trip digits, and where it prints them
+        # without an exponent (1e-4 <= |x| < 1e16) JavaScript does too, the same way.
+        text = repr(x)
+        if "e" not in text:
+            return text
+    return _js_str_general(x)
+
+
+def _js_str_general(x: float) -> str:
+    """``js_str`` by the letter of ``Number::toString``: any double, from repr()'s digits."""
     if x != x:
         return "NaN"
     if x == INF:
@@ -64,11 +83,6 @@ def js_str(x: float) -> str:
         return "-Infinity"
     if x == 0:
         return "0"
-    if x.is_integer() and abs(x) < 1e21:
-        # Integral doubles below 1e21 print as plain digits; repr() already has the
-        # shortest digits, which Decimal expands without a float round trip.
-        if abs(x) < 9007199254740992:
-            return str(int(x))
     t = Decimal(repr(abs(x))).normalize().as_tuple()
     d = "".join(map(str, t.digits))
     k = len(d)
@@ -94,3 +108,8 @@ def round_half_up(x: float) -> float:
 
 
 __all__ = ["JS_WHITESPACE", "js_number", "is_js_number", "js_str", "round_half_up", "NAN", "INF"]
+
+
+from cadent.compiled import import_compiled  # noqa: E402
+
+import_compiled(globals(), "cadent.statsd._cadent_c_numbers")

@@ -65,6 +65,39 @@ def partition_updates(updates: list, shards: int) -> list[list]:
     return out
 
 
+def apply_updates(updates: Iterable[tuple], counters: dict, timers: dict, timer_counters: dict,
+                  gauges: dict, ttl: dict, max_ttl: int, sets: dict) -> None:
+    """Fold update tuples into a store's maps, as statsd does line by line (the loop of
+    :meth:`MetricStore.apply`, a function so that it compiles with typed maps)."""
+    for update in updates:
+        kind = update[0]
+        key = update[1]
+        if kind == COUNTER:
+            current = counters.get(key)
+            if not current or current != current:
+                current = 0.0
+            counters[key] = current + update[2]
+        elif kind == TIMER:
+            values = timers.get(key)
+            if values is None:
+                values = timers[key] = []
+                timer_counters[key] = 0.0
+            values.append(update[2])
+            timer_counters[key] = timer_counters.get(key, NAN) + update[3]
+        elif kind == GAUGE:
+            current = gauges.get(key)
+            if update[3] and current and current == current:
+                gauges[key] = current + update[2]
+            else:
+                gauges[key] = update[2]
+            ttl[key] = max_ttl
+        else:
+            members = sets.get(key)
+            if members is None:
+                members = sets[key] = set()
+            members.add(update[2])
+
+
 class MetricStore:
     """statsd's live maps plus the operations a flush and the management port need."""
 
@@ -112,40 +145,8 @@ class MetricStore:
 
     def apply(self, updates: Iterable[tuple]) -> None:
         """Fold parsed update tuples (see :mod:`cadent.statsd.parse`) into the maps."""
-        counters = self.counters
-        timers = self.timers
-        timer_counters = self.timer_counters
-        gauges = self.gauges
-        ttl = self.gauges_ttl
-        max_ttl = self.gauges_max_ttl
-        sets = self.sets
-        for update in updates:
-            kind = update[0]
-            key = update[1]
-            if kind == COUNTER:
-                current = counters.get(key)
-                if not current or current != current:
-                    current = 0.0
-                counters[key] = current + update[2]
-            elif kind == TIMER:
-                values = timers.get(key)
-                if values is None:
-                    values = timers[key] = []
-                    timer_counters[key] = 0.0
-                values.append(update[2])
-                timer_counters[key] = timer_counters.get(key, NAN) + update[3]
-            elif kind == GAUGE:
-                current = gauges.get(key)
-                if update[3] and current and current == current:
-                    gauges[key] = current + update[2]
-                else:
-                    gauges[key] = update[2]
-                ttl[key] = max_ttl
-            else:
-                members = sets.get(key)
-                if members is None:
-                    members = sets[key] = set()
-                members.add(update[2])
+        apply_updates(updates, self.counters, self.timers, self.timer_counters, self.gauges,
+                      self.gauges_ttl, self.gauges_max_ttl, self.sets)
 
     def merge(self, other: "MetricStore") -> None:
         """Fold another store's interval state into this one.
@@ -237,4 +238,9 @@ class MetricStore:
         return lines
 
 
-__all__ = ["MetricStore", "js_key_order", "partition_updates", "INTERNAL_COUNTER_NAMES"]
+__all__ = ["MetricStore", "apply_updates", "js_key_order", "partition_updates", "INTERNAL_COUNTER_NAMES"]
+
+
+from cadent.compiled import import_compiled  # noqa: E402
+
+import_compiled(globals(), "cadent.statsd._cadent_c_store")
