@@ -47,8 +47,10 @@ def compiled_extensions() -> list:
         _warn("Cython is not available")
         return []
     extensions = [
-        Extension(name, [source], depends=[os.path.join(os.path.dirname(source),
-                                                        name.rsplit(".", 1)[1] + ".pxd")])
+        Extension(name, [source],
+                  # no fused multiply-add: sums must round exactly as the Python twin's do
+                  extra_compile_args=["-ffp-contract=off"],
+                  depends=[os.path.join(os.path.dirname(source), name.rsplit(".", 1)[1] + ".pxd")])
         for name, source in compiled_twins()
     ]
     try:

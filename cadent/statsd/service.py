@@ -24,7 +24,7 @@ from cadent.core.flow import FlowControl
 from cadent.core.stats import Stats
 from cadent.statsd.carbon import CarbonOutput
 from cadent.statsd.config import StatsdSettings
-from cadent.statsd.engine import StatsdEngine
+from cadent.statsd.engine import StatsdEngine, collector_paused
 from cadent.statsd.mgmt import handle_command
 from cadent.statsd.numbers import round_half_up
 from cadent.statsd.net import CommandServer, Repeater, TcpPacketInput, UdpPacketInput
@@ -110,7 +110,8 @@ class StatsdService:
             self.mesh.collect(timeout_s=min(5.0, max(0.2, self.settings.flush_interval_s / 2)))
         result = self.engine.flush(time.time() * 1000 if now_ms is None else now_ms)
         if self.carbon is not None and self.graphite_enabled and self.carbon.output is not None:
-            self.carbon.send_lines(result.lines)
+            with collector_paused():          # one point per line, none in a cycle
+                self.carbon.send_lines(result.lines)
             self.engine.note_sent(time.time(), (time.monotonic() - started) * 1000,
                                   StatsdEngine.payload_length(result))
         self._flushes += 1
