@@ -236,24 +236,24 @@ def _destinations(value: Any) -> tuple[tuple[str, int, str | None], ...]:
     return tuple(out)
 
 
-def _positive_int(value: Any) -> int:
-    number = _int(value)
-    if number < 1:
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    return number
+def _whole_at_least(least: int, wanted: str) -> Callable[[Any], int]:
+    """A converter to a whole number of at least ``least``; ``wanted`` says so in errors."""
+    def convert(value: Any) -> int:
+        number = _int(value)
+        if number < least:
+            raise ValueError(f"must be {wanted}, got {value!r}")
+        return number
+    return convert
+
+
+_positive_int = _whole_at_least(1, "a positive integer")
+_byte_count = _whole_at_least(0, "a number of bytes >= 0")
 
 
 def _seconds(value: Any) -> float:
     number = _number(value)
     if number < 0:
         raise ValueError(f"must be >= 0 seconds, got {value!r}")
-    return number
-
-
-def _byte_count(value: Any) -> int:
-    number = _int(value)
-    if number < 0:
-        raise ValueError(f"must be a number of bytes >= 0, got {value!r}")
     return number
 
 
