@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cadent.compiled import COMPILED_TWINS, compiled_module, python_twin
+from cadent.core.parse._checks import assemble
 from tests.peers import CadentProcess, free_port, write_carbon_conf
 from tests.unit.test_fuzz_parsers import FUZZ, MAX_LINE, NOW, chunked, plaintext_line
 from tests.unit.test_statsd_fuzz import _PACKET as STATSD_PACKET
@@ -159,26 +160,27 @@ def test_plaintext_numbers_same_as_python(plaintext, pairs):
 
 
 @FUZZ
-@given(st.lists(plaintext_line(), max_size=30) | ASCII_LINES)
-def test_python_scanner_agrees_with_bulk_split(plaintext, lines):
-    """The scanner's own Python source, run as Python, gives the bulk path's columns."""
+@given(st.lists(plaintext_line(), max_size=30) | ASCII_LINES, st.sampled_from([0, 1, 60]))
+def test_python_scanner_agrees_with_bulk_split(plaintext, lines, resolution):
+    """The scanner's own Python source, run as Python, gives what the bulk path's columns
+    give through the receiver checks."""
     _, python = plaintext
     data = b"".join(line + b"\n" for line in lines)
     if not data.isascii():
         return
-    columns = python._scan_ascii(data)
+    scanned = python._scan_ascii(data, NOW, resolution)
     text = data.decode("ascii")
     tokens = text.replace("\n", " \x00 ").split()
     try:
-        bulk = (tokens[0::4], list(map(float, tokens[2::4])), list(map(float, tokens[1::4])))
+        columns = (tokens[0::4], list(map(float, tokens[2::4])), list(map(float, tokens[1::4])))
         clean = (len(tokens) == 4 * text.count("\n")
                  and tokens[3::4].count("\x00") == text.count("\n") and "\x00" not in text)
     except ValueError:
         clean = False
     if clean:
-        assert typed(columns) == typed(bulk)
+        assert typed(scanned) == typed(assemble(*columns, NOW, resolution))
     elif "\x00" not in text:
-        assert columns is None
+        assert scanned is None
 
 
 @pytest.mark.parametrize("call", [

@@ -13,8 +13,8 @@ cdef bint _is_space(unsigned char c)
                scale=Py_ssize_t, c=cython.uchar, number=double, power=double)
 cdef object _plain_number(bytes data, Py_ssize_t start, Py_ssize_t end)
 
-@cython.locals(names=list, timestamps=list, values=list, end=Py_ssize_t, pos=Py_ssize_t,
-               fields=Py_ssize_t, start=Py_ssize_t, name_start=Py_ssize_t, name_end=Py_ssize_t,
-               value_start=Py_ssize_t, value_end=Py_ssize_t, ts_start=Py_ssize_t,
-               ts_end=Py_ssize_t)
-cdef object _scan_ascii(bytes data)
+@cython.locals(batch=list, nan_values=Py_ssize_t, bad_timestamps=Py_ssize_t, end=Py_ssize_t,
+               pos=Py_ssize_t, fields=Py_ssize_t, start=Py_ssize_t, name_start=Py_ssize_t,
+               name_end=Py_ssize_t, value_start=Py_ssize_t, value_end=Py_ssize_t,
+               ts_start=Py_ssize_t, ts_end=Py_ssize_t, value=double, ts=double)
+cdef object _scan_ascii(bytes data, object now, object resolution)

@@ -12,8 +12,10 @@ positions prove every line had three fields, and the numeric columns are convert
 ``map(float, ...)``. Any buffer that fails those bulk checks is re-parsed line by line.
 
 Compiled (see :mod:`cadent.compiled`), an ASCII buffer first goes through ``_scan_ascii``, one
-pass over the bytes that makes a str only for each name and converts plain decimal numbers
-itself; whatever it does not accept takes the path above, so results are the same.
+pass over the bytes that makes a str only for each name, converts plain decimal numbers itself
+and applies the receiver checks of :func:`~cadent.core.parse._checks.assemble` point by point,
+so the datapoints are built without intermediate columns; whatever it does not accept takes the
+path above, so results are the same.
 """
 
 from __future__ import annotations
@@ -137,9 +139,9 @@ class LineParser:
         if len(complete) > self.max_line_bytes + 1 and self._may_have_oversize(complete):
             return self._parse_lines(complete.split(b"\n")[:-1], check_length=True)
         if _COMPILED and complete.__class__ is bytes and complete.isascii():
-            columns = _scan_ascii(complete)
-            if columns is not None:
-                return self._finish(*columns)
+            scanned = _scan_ascii(complete, self.clock(), self.min_timestamp_resolution)
+            if scanned is not None:
+                return self._counted(*scanned)
         try:
             text = complete.decode("utf-8")
         except UnicodeDecodeError:
@@ -196,9 +198,12 @@ class LineParser:
 
     def _finish(self, names: list, timestamps: list, values: list) -> Batch:
         """The receiver checks over the columns of lines that all had three good fields."""
-        batch, nan_values, bad_timestamps = assemble(
+        return self._counted(*assemble(
             names, timestamps, values, self.clock(), self.min_timestamp_resolution
-        )
+        ))
+
+    def _counted(self, batch: Batch, nan_values: int, bad_timestamps: int) -> Batch:
+        """``batch`` after counting (and logging) the datapoints the checks dropped."""
         if nan_values:
             self.nan_values += nan_values
         if bad_timestamps:
@@ -329,12 +334,15 @@ def _plain_number(data: bytes, start: int, end: int) -> float | None:
         return None
 
 
-def _scan_ascii(data: bytes) -> tuple[list, list, list] | None:
-    """Columns (names, timestamps, values) of ASCII ``data`` made of complete lines, or None
-    as soon as a line is not three fields with two numbers (the caller then re-parses)."""
-    names: list = []
-    timestamps: list = []
-    values: list = []
+def _scan_ascii(data: bytes, now: float, resolution: int) -> tuple[list, int, int] | None:
+    """``(batch, nan_values, bad_timestamps)`` for ASCII ``data`` made of complete lines, as
+    :func:`assemble` gives it for the lines' columns, or None as soon as a line is not three
+    fields with two numbers (the caller then re-parses).
+
+    Each datapoint gets the receiver checks as it is scanned, so no column lists are built.
+    """
+    batch: list = []
+    nan_values = bad_timestamps = 0
     end = len(data)
     pos = 0
     while pos < end:
@@ -359,15 +367,25 @@ def _scan_ascii(data: bytes) -> tuple[list, list, list] | None:
             fields += 1
         if fields != 3:
             return None
-        value = _plain_number(data, value_start, value_end)
-        timestamp = _plain_number(data, ts_start, ts_end)
-        if value is None or timestamp is None:
+        value_number = _plain_number(data, value_start, value_end)
+        ts_number = _plain_number(data, ts_start, ts_end)
+        if value_number is None or ts_number is None:
             return None
-        names.append(data[name_start:name_end].decode("ascii"))
-        values.append(value)
-        timestamps.append(timestamp)
         pos += 1  # the newline
-    return names, timestamps, values
+        value = value_number
+        ts = ts_number
+        if value != value:
+            nan_values += 1
+            continue
+        if ts - ts != 0.0:
+            bad_timestamps += 1
+            continue
+        if -2.0 < ts <= -1.0:
+            ts_number = now
+        if resolution:
+            ts_number = int(ts_number) // resolution * resolution
+        batch.append((data[name_start:name_end].decode("ascii"), (ts_number, value_number)))
+    return batch, nan_values, bad_timestamps
 
 
 from cadent.compiled import import_compiled  # noqa: E402

@@ -2,7 +2,7 @@
 # batch routing. Bounds checks stay on (setup.py).
 cimport cython
 
-@cython.locals(groups=dict, points=list)
+@cython.locals(by_pid=list, groups=dict, points=list, pid=Py_ssize_t)
 cdef dict _group_by_placement(list batch, dict cache, object place)
 
 cdef list _renamed(list points, dict renames)

@@ -261,16 +261,22 @@ class BaseRouter:
 
 def _group_by_placement(batch: list, cache: dict, place) -> dict:
     """``{placement id: points}`` for ``batch``, each list in batch order; ``place(name)``
-    places (and caches) a name the cache does not hold."""
-    groups: dict = {}
+    places (and caches) a name the cache does not hold.
+
+    Placement ids are small dense ints, so the lists sit in a list indexed by id: one dict
+    lookup per point (the cache's), none for the group.
+    """
+    by_pid: list = []
+    groups: dict = {}  # in order of first appearance, as the Python path gives them
     for point in batch:
         name = point[0]
-        pid = cache.get(name)
-        if pid is None:
-            pid = place(name)
-        points = groups.get(pid)
+        found = cache.get(name)
+        pid = place(name) if found is None else found
+        if pid >= len(by_pid):
+            by_pid.extend([None] * (pid + 1 - len(by_pid)))
+        points = by_pid[pid]
         if points is None:
-            groups[pid] = [point]
+            by_pid[pid] = groups[pid] = [point]
         else:
             points.append(point)
     return groups
