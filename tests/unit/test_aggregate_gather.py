@@ -11,7 +11,6 @@ same. Skips, saying why, only when the extension is not built (fails instead und
 from __future__ import annotations
 
 import math
-import os
 from types import SimpleNamespace
 
 import pytest
@@ -21,8 +20,9 @@ from hypothesis import strategies as st
 import cadent.core.aggregate.aggregator as aggregator_module
 import cadent.core.aggregate.buffers as buffers_module
 from cadent.compat.aggregation_rules import parse_aggregation_rules
-from cadent.compiled import compiled_module, python_twin
 from cadent.core.aggregate.aggregator import Aggregator
+from tests.unit.twins import outcome, typed
+from tests.unit.twins import twins as module_twins
 
 GATHER = "cadent.core.aggregate.gather"
 T0 = 1_700_000_000
@@ -33,33 +33,7 @@ EXAMPLES = settings(max_examples=100, deadline=None,
 
 @pytest.fixture(scope="module")
 def twins():
-    compiled = compiled_module(GATHER)
-    if compiled is None and os.environ.get("CADENT_REQUIRE_COMPILED"):
-        pytest.fail(f"CADENT_REQUIRE_COMPILED is set but the compiled twin of {GATHER} is not built")
-    if compiled is None:
-        pytest.skip(f"the compiled twin of {GATHER} is not built (pip install -e . builds it "
-                    "when Cython and a C compiler are present)")
-    return compiled, python_twin(GATHER)
-
-
-def typed(value):
-    """``value`` with every number's type spelled out (1 and 1.0 differ, NaN equals NaN)."""
-    if isinstance(value, dict):
-        return "dict", [(typed(k), typed(v)) for k, v in value.items()]
-    if isinstance(value, (list, tuple, set)):
-        items = sorted(value, key=repr) if isinstance(value, set) else value
-        return type(value).__name__, [typed(v) for v in items]
-    if isinstance(value, float) and value != value:
-        return "float", "nan"
-    return type(value).__name__, value
-
-
-def outcome(call):
-    """What ``call()`` returned, or the type of what it raised."""
-    try:
-        return "ok", typed(call())
-    except Exception as exc:
-        return "raised", type(exc).__name__
+    return module_twins(GATHER)
 
 
 # close together, so that groups often share an interval and often end on its boundary

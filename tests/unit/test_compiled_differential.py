@@ -9,7 +9,6 @@ the loader tests (``CADENT_PURE_PYTHON``, the daemons' start-up line) always run
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -19,74 +18,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cadent.compiled import COMPILED_TWINS, compiled_module, python_twin
+from cadent.compiled import COMPILED_TWINS, compiled_module
 from cadent.core.parse._checks import assemble
 from tests.peers import CadentProcess, free_port, write_carbon_conf
 from tests.unit.test_fuzz_parsers import FUZZ, MAX_LINE, NOW, chunked, plaintext_line
 from tests.unit.test_statsd_fuzz import _PACKET as STATSD_PACKET
+from tests.unit.twins import LogCapture, outcome, twins, typed
 
 PLAINTEXT = "cadent.core.parse.plaintext"
 STATSD = "cadent.statsd.parse"
 
 
-def _twins(name: str):
-    compiled = compiled_module(name)
-    if compiled is None and os.environ.get("CADENT_REQUIRE_COMPILED"):
-        pytest.fail(f"CADENT_REQUIRE_COMPILED is set but the compiled twin of {name} is not built")
-    if compiled is None:
-        pytest.skip(f"the compiled twin of {name} is not built (pip install -e . builds it "
-                    "when Cython and a C compiler are present)")
-    return compiled, python_twin(name)
-
-
 @pytest.fixture(scope="module")
 def plaintext():
-    return _twins(PLAINTEXT)
+    return twins(PLAINTEXT)
 
 
 @pytest.fixture(scope="module")
 def statsd():
-    return _twins(STATSD)
-
-
-def typed(value):
-    """``value`` with the type of every number spelled out, so 1 and 1.0 differ."""
-    if isinstance(value, (list, tuple)):
-        return type(value).__name__, [typed(v) for v in value]
-    if isinstance(value, float) and value != value:
-        return "float", "nan"
-    return type(value).__name__, value
-
-
-def outcome(call):
-    """What ``call()`` returned, or the type of what it raised."""
-    try:
-        return "ok", typed(call())
-    except Exception as exc:
-        return "raised", type(exc).__name__
-
-
-class LogCapture(logging.Handler):
-    """The messages logged while it is installed on the root logger."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-    def __enter__(self) -> "LogCapture":
-        root = logging.getLogger()
-        self._level = root.level
-        root.setLevel(logging.DEBUG)
-        root.addHandler(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        root = logging.getLogger()
-        root.removeHandler(self)
-        root.setLevel(self._level)
+    return twins(STATSD)
 
 
 def run_logged(call):

@@ -26,8 +26,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cadent.compat.aggregation_rules import parse_aggregation_rules
-from cadent.compiled import compiled_module, python_twin
+from cadent.compiled import python_twin
 from cadent.core.route.destination import parse_destinations
+from tests.unit.twins import LogCapture, twins
 
 ENCODE = "cadent.core.encode.plaintext"
 ROUTERS = "cadent.core.route.routers"
@@ -35,19 +36,9 @@ ROUTERS = "cadent.core.route.routers"
 FUZZ = settings(max_examples=150, deadline=None, database=None)
 
 
-def _twins(name: str):
-    compiled = compiled_module(name)
-    if compiled is None and os.environ.get("CADENT_REQUIRE_COMPILED"):
-        pytest.fail(f"CADENT_REQUIRE_COMPILED is set but the compiled twin of {name} is not built")
-    if compiled is None:
-        pytest.skip(f"the compiled twin of {name} is not built (pip install -e . builds it "
-                    "when Cython and a C compiler are present)")
-    return compiled, python_twin(name)
-
-
 @pytest.fixture(scope="module")
 def encode():
-    return _twins(ENCODE)
+    return twins(ENCODE)
 
 
 @pytest.fixture(scope="module")
@@ -55,32 +46,9 @@ def python_encode():
     return python_twin(ENCODE)
 
 
-class Capture(logging.Handler):
-    """Messages logged at the root while installed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[tuple[str, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append((record.name, record.getMessage()))
-
-    def __enter__(self) -> "Capture":
-        root = logging.getLogger()
-        self._level = root.level
-        root.setLevel(logging.DEBUG)
-        root.addHandler(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        root = logging.getLogger()
-        root.removeHandler(self)
-        root.setLevel(self._level)
-
-
 def run_logged(call):
     """(("ok", result) or ("raised", exception type and text), log records) of ``call()``."""
-    with Capture() as logs:
+    with LogCapture(names=True) as logs:
         try:
             returned = call()
             result = ("ok", type(returned).__name__, returned)
@@ -229,7 +197,7 @@ def test_the_import_picks_the_compiled_twin_unless_pure_python_is_asked(encode):
 
 @pytest.fixture(scope="module")
 def routers():
-    return _twins(ROUTERS)
+    return twins(ROUTERS)
 
 
 @dataclass

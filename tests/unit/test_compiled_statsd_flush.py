@@ -13,16 +13,16 @@ not built, and fail instead when ``CADENT_REQUIRE_COMPILED`` is set.
 from __future__ import annotations
 
 import math
-import os
 import struct
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cadent.compiled import compiled_module, pure_python_requested, python_twin
+from cadent.compiled import pure_python_requested, python_twin
 from cadent.statsd.config import statsd_settings
 from tests.unit.test_statsd_fuzz import _PACKET as STATSD_PACKET
+from tests.unit.twins import twins
 
 NUMBERS = "cadent.statsd.numbers"
 GRAPHITE = "cadent.statsd.graphite"
@@ -36,34 +36,24 @@ LINES_FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=_SLO
 FLUSH_FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=_SLOW_OK)
 
 
-def _twins(name: str):
-    compiled = compiled_module(name)
-    if compiled is None and os.environ.get("CADENT_REQUIRE_COMPILED"):
-        pytest.fail(f"CADENT_REQUIRE_COMPILED is set but the compiled twin of {name} is not built")
-    if compiled is None:
-        pytest.skip(f"the compiled twin of {name} is not built (pip install -e . builds it "
-                    "when Cython and a C compiler are present)")
-    return compiled, python_twin(name)
-
-
 @pytest.fixture(scope="module")
 def numbers():
-    return _twins(NUMBERS)
+    return twins(NUMBERS)
 
 
 @pytest.fixture(scope="module")
 def graphite():
-    return _twins(GRAPHITE)
+    return twins(GRAPHITE)
 
 
 @pytest.fixture(scope="module")
 def flush():
-    return _twins(FLUSH)
+    return twins(FLUSH)
 
 
 @pytest.fixture(scope="module")
 def store():
-    return _twins(STORE)
+    return twins(STORE)
 
 
 @pytest.fixture(scope="module")
