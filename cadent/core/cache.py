@@ -23,6 +23,9 @@ them back with ``requeue``), so CarbonLink never misses points that are on their
 While a metric is in flight ``pop_next`` leaves it alone, so several writer threads never
 write the same metric at once (its newer points wait for the next pop after ``done``).
 
+Memory: points stored with equal float timestamps share one float object (a flush sends the
+same timestamp for every metric), so a cached point costs its value and its dict slot only.
+
 Threads: the gevent loop stores and queries while the writer pops from a real OS thread. All
 state sits behind one native lock (``cadent.core.native``) held only for dict operations;
 sorting and copying happen outside it. Flow control calls are routed to the gevent loop.
@@ -49,6 +52,8 @@ CachedPoints = list[tuple[float, float]]
 
 
 _NEEDS_NORMALISING = (";", "~", '"}')
+#: distinct float timestamps shared between metrics before the table starts afresh
+STAMPS_MAX = 4096
 
 
 def _normalised(batch: Iterable[tuple[str, tuple[float, float]]]) -> list:
@@ -92,6 +97,9 @@ class MetricCache:
         self._clock = clock
         self._lock = allocate_lock()
         self._data: dict[str, dict[float, float]] = {}
+        # one float object per timestamp value, shared by every metric stored with it: a
+        # batch gives each point its own float, 24 bytes a point that sharing saves
+        self._stamps: dict[float, float] = {}
         self._inflight: dict[str, list[dict[float, float]]] = {}
         # store numbers: the first store still unwritten per cached / in-flight batch of a name
         self.stores = 0
@@ -141,7 +149,13 @@ class MetricCache:
             since = self._since
             self.stores = seq = self.stores + 1
             added = 0
+            stamps = self._stamps
+            if len(stamps) > STAMPS_MAX:
+                stamps.clear()
+            stamp = stamps.setdefault
             for name, (ts, value) in items:
+                if type(ts) is float:  # only floats: an int key would turn 60.0 into 60
+                    ts = stamp(ts, ts)
                 points = data.get(name)
                 if points is None:
                     data[name] = {ts: value}
@@ -216,13 +230,19 @@ class MetricCache:
         if popped is None:
             return None
         name, points = popped
-        self._check_resume()
+        if self._paused:
+            self._check_resume()
         return name, sorted(points.items())  # timestamps are distinct: values never compared
 
     def done(self, name: str) -> None:
         """The oldest popped batch of ``name`` is written: stop showing it to ``get``."""
         with self._lock:
-            self._drop_flight_locked(name)
+            flights = self._inflight.get(name)
+            if flights is not None and len(flights) == 1:  # the usual single flight
+                del self._inflight[name]
+                del self._flight_since[name]
+            else:
+                self._drop_flight_locked(name)
 
     def requeue(self, name: str, points: CachedPoints) -> None:
         """Put back points that could not be written; newer cached values win."""
@@ -266,8 +286,14 @@ class MetricCache:
     def _pop_locked(self, name: str) -> tuple[str, dict[float, float]]:
         points = self._data.pop(name)
         self._size -= len(points)
-        self._inflight.setdefault(name, []).append(points)
-        self._flight_since.setdefault(name, []).append(self._since.pop(name, self.stores))
+        seq = self._since.pop(name, self.stores)
+        flights = self._inflight.get(name)
+        if flights is None:
+            self._inflight[name] = [points]
+            self._flight_since[name] = [seq]
+        else:
+            flights.append(points)
+            self._flight_since[name].append(seq)
         return name, points
 
     def _drop_flight_locked(self, name: str) -> int:

@@ -191,3 +191,28 @@ def test_untagged_batch_is_stored_without_copying_names():
     cache.store_batch(batch)
     assert cache.get("a.b") == [(1.0, 1.0), (2.0, 3.0)] and cache.size == 3
     assert batch == [("a.b", (1.0, 1.0)), ("a.c", (1.0, 2.0)), ("a.b", (2.0, 3.0))]
+
+
+def test_equal_float_timestamps_share_one_object_and_keep_their_type():
+    cache = MetricCache()
+    stamp = 1_700_000_000.0
+    cache.store_batch([("a", (float(str(stamp)), 1.0)), ("b", (float(str(stamp)), 2.0))])
+    cache.store_batch([("c", (float(str(stamp)), 3.0)), ("d", (1_700_000_000, 4.0))])
+    (a_ts, _), = cache.get("a")
+    (b_ts, _), = cache.get("b")
+    (c_ts, _), = cache.get("c")
+    (d_ts, _), = cache.get("d")
+    assert a_ts is b_ts is c_ts  # one float across metrics and batches
+    assert type(d_ts) is int and d_ts == a_ts  # an int timestamp is stored as given
+    assert cache.get("a") == [(stamp, 1.0)] and cache.size == 4
+    assert [name for name, _ in [cache.pop_next() for _ in range(4)]] == ["d", "c", "b", "a"]
+
+
+def test_timestamp_table_starts_afresh_past_its_bound():
+    from cadent.core import cache as cache_module
+
+    cache = MetricCache()
+    for i in range(cache_module.STAMPS_MAX + 10):
+        cache.store_batch([(f"m{i % 3}", (float(i), 1.0))])
+    assert len(cache._stamps) <= cache_module.STAMPS_MAX + 1
+    assert cache.size == cache_module.STAMPS_MAX + 10

@@ -27,6 +27,15 @@ def test_token_bucket():
     assert TokenBucket(float("inf"), float("inf")).take() == 0
 
 
+def test_token_bucket_rate_change_switches_the_limit():
+    bucket = TokenBucket(1, 1, clock=lambda: 0.0)
+    assert not bucket.unlimited and bucket.take() == 0 and bucket.take() > 0
+    bucket.rate = float("inf")
+    assert bucket.unlimited and bucket.take() == 0 and bucket.take() == 0
+    bucket.rate = 2
+    assert not bucket.unlimited and bucket.rate == 2 and bucket.take() > 0
+
+
 def test_throttled_writer_keeps_data_queryable(tmp_path):
     now = int(time.time())
     cache = MetricCache()

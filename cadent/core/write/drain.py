@@ -66,8 +66,14 @@ class TokenBucket:
         self._stamp = clock()
 
     @property
-    def unlimited(self) -> bool:
-        return math.isinf(self.rate) or self.rate <= 0
+    def rate(self) -> float:
+        """Tokens added per second."""
+        return self._rate
+
+    @rate.setter
+    def rate(self, rate: float) -> None:
+        self._rate = rate
+        self.unlimited = math.isinf(rate) or rate <= 0
 
     def take(self) -> float:
         """Take a token and return 0, or return the seconds until one is available."""
@@ -219,8 +225,10 @@ class Drainer:
     def step(self, limit: bool = True) -> bool:
         """Create pending files, then write one metric; True if anything was done."""
         worked = self._create_pending(limit)
-        waiting_since = time.perf_counter()
-        if limit:
+        budget = limit and not self._updates.unlimited  # an update budget to wait for
+        waited = 0.0
+        if budget:
+            waiting_since = time.perf_counter()
             with self._lock:
                 wait = self._updates.take()
             while wait > 0:
@@ -231,10 +239,10 @@ class Drainer:
                 worked = self._create_pending(limit) or worked
                 with self._lock:
                     wait = self._updates.take()
-        waited = time.perf_counter() - waiting_since
+            waited = time.perf_counter() - waiting_since
         item = self.cache.pop_next(self._skip())
         if item is None:
-            if limit:
+            if budget:
                 with self._lock:
                     self._updates.refund()
             return worked

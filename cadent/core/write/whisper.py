@@ -133,7 +133,7 @@ class WhisperWriter:
         """
         if not points:
             return 0
-        path = self.path_for(name)
+        path = self._root + relative_path(name, self.tag_hash_filenames)  # self.path_for
         fd = os.open(path, os.O_RDWR)
         try:
             if self.lock_writes:

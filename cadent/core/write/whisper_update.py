@@ -228,10 +228,11 @@ def _plan(archive: _Archive, pts: list) -> tuple | None:
 
 
 def _pwrite(fd: int, data: bytes, offset: int) -> None:
-    while data:
-        written = os.pwrite(fd, data, offset)
+    written = os.pwrite(fd, data, offset)
+    while written < len(data):  # a short write (rare on a regular file): write the rest
         data = data[written:]
         offset += written
+        written = os.pwrite(fd, data, offset)
 
 
 def _write_joined(fd: int, offset: int, pieces: list) -> None:
