@@ -203,22 +203,6 @@ def corrupt(data: bytes, how: str) -> bytes:
     return data
 
 
-@pytest.mark.parametrize(
-    "how", ["xff", "method", "archives", "tiny", "layout", "header-only", "no-lower-archive", "half-lower-archive"]
-)
-def test_damaged_files_behave_as_in_whisper(tmp_path, how):
-    ref, mine = str(tmp_path / "ref.wsp"), str(tmp_path / "mine.wsp")
-    whisper.create(ref, [(10, 30), (60, 20), (600, 10)], 0.0, "sum")
-    data = corrupt(read(ref), how)
-    for path in (ref, mine):
-        with open(path, "wb") as handle:
-            handle.write(data)
-    for now in range(1_700_000_000, 1_700_003_000, 300):
-        points = [(now - 10 * i, float(i)) for i in range(20)]
-        assert apply(update_many, mine, points, now) == apply(whisper.file_update_many, ref, points, now)
-        assert read(mine) == read(ref)
-
-
 def apply_fd(path: str, points, now: int):
     """update_file on a bare descriptor, as WhisperWriter calls it."""
     import os
@@ -266,10 +250,16 @@ def test_update_file_odd_points_behave_as_in_whisper(tmp_path, points):
     assert read(mine) == read(ref)
 
 
+def apply_handle(path: str, points, now: int):
+    """update_many on a file object."""
+    return apply(update_many, path, points, now)
+
+
+@pytest.mark.parametrize("apply_mine", [apply_handle, apply_fd], ids=["handle", "fd"])
 @pytest.mark.parametrize(
     "how", ["xff", "method", "archives", "tiny", "layout", "header-only", "no-lower-archive", "half-lower-archive"]
 )
-def test_update_file_on_damaged_files_behaves_as_in_whisper(tmp_path, how):
+def test_damaged_files_behave_as_in_whisper(tmp_path, how, apply_mine):
     ref, mine = str(tmp_path / "ref.wsp"), str(tmp_path / "mine.wsp")
     whisper.create(ref, [(10, 30), (60, 20), (600, 10)], 0.0, "sum")
     data = corrupt(read(ref), how)
@@ -278,7 +268,7 @@ def test_update_file_on_damaged_files_behaves_as_in_whisper(tmp_path, how):
             handle.write(data)
     for now in range(1_700_000_000, 1_700_003_000, 300):
         points = [(now - 10 * i, float(i)) for i in range(20)]
-        assert apply_fd(mine, points, now) == apply(whisper.file_update_many, ref, points, now)
+        assert apply_mine(mine, points, now) == apply(whisper.file_update_many, ref, points, now)
         assert read(mine) == read(ref)
 
 

@@ -327,17 +327,17 @@ def _plans(points: list, archives: tuple, min_timestamp: int, now: Any) -> list 
     return plans
 
 
+def _whisper_must_update(points: Any) -> bool:
+    """True when whisper itself must take the call: nothing or no list to write, or one of
+    its module settings (locking, autoflush, cached headers) this writer does not follow."""
+    return (not points or type(points) is not list
+            or bool(whisper.LOCK or whisper.AUTOFLUSH or whisper.CACHE_HEADERS))
+
+
 def update_many(handle: Any, points: Sequence[tuple[int, float]], now: Any = None) -> None:
     """Apply ``points`` to the whisper file open as ``handle`` (r+b): whisper.file_update_many's
     contract and bytes (see the module docstring for when whisper itself is called)."""
-    if (
-        not points
-        or type(points) is not list
-        or whisper.LOCK
-        or whisper.AUTOFLUSH
-        or whisper.CACHE_HEADERS
-        or getattr(handle, "mode", None) not in _READ_WRITE_MODES
-    ):
+    if _whisper_must_update(points) or getattr(handle, "mode", None) not in _READ_WRITE_MODES:
         return whisper.file_update_many(handle, points, now)
     try:
         fd = handle.fileno()
@@ -365,14 +365,7 @@ def update_file(fd: int, path: str, points: Sequence[tuple[int, float]], now: An
     """``update_many`` on a descriptor open read/write (``os.open(path, os.O_RDWR)``), without
     a file object: the same bytes, the same fallback to whisper (given an unbuffered handle
     on ``fd`` named ``path``) and the same exceptions."""
-    if (
-        not points
-        or type(points) is not list
-        or whisper.LOCK
-        or whisper.AUTOFLUSH
-        or whisper.CACHE_HEADERS
-        or not _apply(fd, path, points, now)
-    ):
+    if _whisper_must_update(points) or not _apply(fd, path, points, now):
         handle = FileIO(fd, "r+", closefd=False)
         handle.name = path
         whisper.file_update_many(handle, points, now)
