@@ -70,11 +70,13 @@ class PacketParser:
         append = updates.append
         metrics = 0
         bad = 0
-        for line in packet.split("\n"):
+        lines = packet.split("\n")
+        tagged = "#" in packet  # one memchr over the packet instead of a search in every line
+        for line in lines:
             if not line:
                 continue
             metrics += 1
-            if "|#" in line:
+            if tagged and "|#" in line:
                 parts = line.split("|#")
                 body = parts[0]
                 raw_key, *segments = body.split(":")
@@ -114,13 +116,18 @@ class PacketParser:
                     bad += 1
                     continue
                 if value_text.isdigit() and value_text.isascii():
-                    value = float(value_text)  # what Number() gives for plain digits
+                    # what Number() gives for plain digits; through int() while the number is
+                    # exact in a double (float's own parser costs twice as much)
+                    value = float(int(value_text)) if len(value_text) < 16 else float(value_text)
                 else:
                     value = js_number(value_text)
                 if value != value or (mtype == "ms" and not value >= 0):
                     bad += 1
                     continue
-                kind = mtype.strip(JS_WHITESPACE)
+                if mtype == "c" or mtype == "ms" or mtype == "g":
+                    kind = mtype
+                else:
+                    kind = mtype.strip(JS_WHITESPACE)
                 if kind == "ms":
                     append((TIMER, key, value, inv_rate))
                 elif kind == "g":

@@ -95,6 +95,18 @@ def test_rate_edge_values():
     assert parse("a:|s").updates == [(SET, "a", "0")]
 
 
+@pytest.mark.parametrize("digits", ["0", "007", "9" * 15, "9" * 16, "1" + "0" * 16, "12345678901234567",
+                                    "7" * 400, "3" * 5000])
+def test_plain_digit_values_are_what_float_makes_of_them(digits):
+    assert parse(f"a:{digits}|g").updates == [(GAUGE, "a", float(digits), False)]
+    assert parse(f"a:{digits}|c").updates == [(COUNTER, "a", float(digits))]
+
+
+def test_tags_found_in_any_line_of_a_packet():
+    packet = "a:1|c\nb#x:2|c\nc:3|c|#k:v\nd:4|c"
+    assert [u[1] for u in parse(packet).updates] == ["a", "bx", "c;k=v", "d"]
+
+
 def test_tags_and_sanitising():
     assert parse("tagq:1|c|#a;b;c:d,e f:g/h").updates[0][1] == "tagq;a_b;c=d;e_f=g-h"
     assert parse("x y/z:1|c|#").updates[0][1] == "x_y-z"
