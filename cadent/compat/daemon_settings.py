@@ -50,9 +50,10 @@ def whole_number(conf: CarbonSettings, key: str, least: int) -> int:
 
 
 def real_number(conf: CarbonSettings, key: str, least: float, *,
-                infinite: bool = False) -> float:
-    """Setting ``key`` as a number of at least ``least`` (``inf`` only when ``infinite``);
-    ConfigError (file, key) for anything else: a boolean, NaN, text that is not a number."""
+                infinite: bool = False, above: bool = False) -> float:
+    """Setting ``key`` as a number of at least ``least`` (greater than it with ``above``;
+    ``inf`` only when ``infinite``); ConfigError (file, key) for anything else: a boolean,
+    NaN, text that is not a number."""
     value = conf[key]
     number = None
     if isinstance(value, str):
@@ -62,9 +63,10 @@ def real_number(conf: CarbonSettings, key: str, least: float, *,
             pass
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
-    if number is None or number != number or number < least \
+    if number is None or number != number or number < least or (above and number == least) \
             or (number == math.inf and not infinite):
-        wanted = "a number" + (f" of at least {least:g}" if least > -math.inf else "")
+        bound = "above" if above else "of at least"
+        wanted = "a number" + (f" {bound} {least:g}" if least > -math.inf else "")
         wanted += " (inf allowed)" if infinite else ""
         raise conf.error(key, f"must be {wanted}, not {value!r}")
     return number

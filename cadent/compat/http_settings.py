@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from cadent.compat.carbon_conf import CarbonSettings
-from cadent.compat.daemon_settings import whole_number
+from cadent.compat.daemon_settings import real_number, whole_number
 from cadent.compat.errors import ConfigError
 
 
@@ -50,23 +49,12 @@ def http_config(conf: CarbonSettings) -> HttpConfig:
                       token=str(conf.HTTP_TOKEN or ""))
 
 
-def _seconds(conf: CarbonSettings, key: str) -> float:
-    value = conf[key]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (number > 0 and math.isfinite(number)):
-        raise conf.error(key, f"must be a number of seconds above 0, not {value!r}")
-    return number
-
-
 def health_check_config(conf: CarbonSettings) -> HealthCheckConfig:
     """``[relay]``'s destination health check (off unless DESTINATION_HEALTH_CHECK)."""
     if not conf.DESTINATION_HEALTH_CHECK:
         return HealthCheckConfig()
-    return HealthCheckConfig(enabled=True, fail_s=_seconds(conf, "HEALTH_CHECK_FAIL_S"),
-                             ok_s=_seconds(conf, "HEALTH_CHECK_OK_S"))
+    return HealthCheckConfig(enabled=True, fail_s=real_number(conf, "HEALTH_CHECK_FAIL_S", 0, above=True),
+                             ok_s=real_number(conf, "HEALTH_CHECK_OK_S", 0, above=True))
 
 
 def statsd_http_config(block: Mapping[str, Any], where: str) -> HttpConfig:

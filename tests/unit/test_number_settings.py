@@ -1,5 +1,6 @@
 """The two number readers every carbon.conf key goes through (``whole_number``, ``real_number``)
-and the keys that used to check numbers their own way (Kafka, Cassandra, WAL, cache limits)."""
+and the keys that used to check numbers their own way (Kafka, Cassandra, WAL, cache limits,
+health checks)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from cadent.compat.carbon_conf import CarbonSettings, read_carbon_conf
 from cadent.compat.cassandra_settings import cassandra_config
 from cadent.compat.daemon_settings import real_number, whole_number
 from cadent.compat.errors import ConfigError
+from cadent.compat.http_settings import health_check_config
 from cadent.compat.kafka_settings import (file_writer_config, kafka_writer_config,
                                           writer_stall_seconds)
 from cadent.compat.wal_settings import wal_config
@@ -70,6 +72,13 @@ def test_real_number_takes_inf_only_when_asked():
         real_number(_values(X=math.nan), "X", -math.inf, infinite=True)
 
 
+@pytest.mark.parametrize("value", [0, 0.0, "0", -1])
+def test_real_number_above_refuses_the_bound_itself(value):
+    with pytest.raises(ConfigError, match=f"must be a number above 0, not {value!r}"):
+        real_number(_values(X=value), "X", 0, above=True)
+    assert real_number(_values(X=0.001), "X", 0, above=True) == 0.001
+
+
 # Each of these was accepted (or crashed with something other than a ConfigError) while the
 # key had its own check.
 @pytest.mark.parametrize("body, read, key", [
@@ -80,6 +89,8 @@ def test_real_number_takes_inf_only_when_asked():
     ("MAX_CACHE_SIZE = nan\n", cache_config, "MAX_CACHE_SIZE"),
     ("WAL_SYNC_INTERVAL = inf\n", wal_config, "WAL_SYNC_INTERVAL"),
     ("CASSANDRA_RECENT_BINS = -1\n", cassandra_config, "CASSANDRA_RECENT_BINS"),
+    ("DESTINATION_HEALTH_CHECK = true\nHEALTH_CHECK_FAIL_S = 0\n", health_check_config,
+     "HEALTH_CHECK_FAIL_S"),
 ])
 def test_every_number_key_refuses_what_its_reader_refuses(tmp_path, body, read, key):
     with pytest.raises(ConfigError) as info:
