@@ -56,7 +56,7 @@ def compiled_extensions() -> list:
     try:
         # force: Cython's change tracking does not see a .pxd named after the extension.
         return cythonize(extensions, compiler_directives=DIRECTIVES, build_dir="build/cython",
-                         quiet=True, force=True, nthreads=os.cpu_count() or 1)
+                         quiet=True, force=True)
     except Exception as exc:  # a Cython error must not make the install fail
         _warn(f"Cython could not translate the compiled twins ({exc})")
         return []
@@ -66,6 +66,9 @@ class OptionalBuildExt(build_ext):
     """build_ext that turns a missing compiler or a failed compile into a warning."""
 
     def finalize_options(self) -> None:
+        # compiling (most of the build's time) runs on every core, in threads: translating
+        # in worker processes saves little more and, where those cannot start, would fail
+        # the whole compile into the pure-Python fallback
         super().finalize_options()
         if self.parallel is None:
             self.parallel = os.cpu_count() or 1

@@ -53,7 +53,8 @@ def health_check_config(conf: CarbonSettings) -> HealthCheckConfig:
     """``[relay]``'s destination health check (off unless DESTINATION_HEALTH_CHECK)."""
     if not conf.DESTINATION_HEALTH_CHECK:
         return HealthCheckConfig()
-    return HealthCheckConfig(enabled=True, fail_s=real_number(conf, "HEALTH_CHECK_FAIL_S", 0, above=True),
+    return HealthCheckConfig(enabled=True,
+                             fail_s=real_number(conf, "HEALTH_CHECK_FAIL_S", 0, above=True),
                              ok_s=real_number(conf, "HEALTH_CHECK_OK_S", 0, above=True))
 
 

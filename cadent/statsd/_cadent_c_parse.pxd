@@ -12,7 +12,7 @@ cdef class PacketParser:
 
     @cython.locals(updates=list, metrics=Py_ssize_t, bad=Py_ssize_t, lines=list, tagged=bint,
                    line=str, parts=list, raw_key=str, segments=list, tags=list, key=str,
-                   index=Py_ssize_t, segment=str, bar=Py_ssize_t, end=Py_ssize_t,
+                   index=Py_ssize_t, segment=str, bar=Py_ssize_t,
                    value_text=str, mtype=str, kind=str, rate_text=str, rest=str,
                    inv_rate=double, rate=double, value=double)
     cpdef parse(self, packet)

@@ -102,11 +102,8 @@ class PacketParser:
                 inv_rate = 1.0
                 bar = mtype.find("|")
                 if bar >= 0:
-                    rate_text = mtype[bar + 1:]
+                    rate_text = mtype[bar + 1:].split("|", 1)[0]
                     mtype = mtype[:bar]
-                    end = rate_text.find("|")
-                    if end >= 0:
-                        rate_text = rate_text[:end]
                     rest = rate_text[1:]
                     if rate_text[:1] != "@" or not is_js_number(rest) or rest[:1] == "-":
                         bad += 1
