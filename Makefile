@@ -21,7 +21,9 @@ $(VENV)/.created:
 # the compiled hot paths are built from these: rebuild when one changes
 # (each twin's types are in _cadent_c_<module>.pxd beside its <module>.py)
 TWIN_PXDS := $(wildcard cadent/*/_cadent_c_*.pxd cadent/*/*/_cadent_c_*.pxd)
-COMPILED_SOURCES := setup.py cadent/compiled.py $(TWIN_PXDS) \
+# (a twin that needs C its module cannot say is written as _cadent_c_<module>.pyx)
+TWIN_PYXS := $(wildcard cadent/*/_cadent_c_*.pyx cadent/*/*/_cadent_c_*.pyx)
+COMPILED_SOURCES := setup.py cadent/compiled.py $(TWIN_PXDS) $(TWIN_PYXS) \
 	$(foreach pxd,$(TWIN_PXDS),$(dir $(pxd))$(patsubst _cadent_c_%.pxd,%.py,$(notdir $(pxd))))
 
 $(VENV)/.installed: setup.cfg pyproject.toml $(COMPILED_SOURCES) $(VENV)/.created
@@ -38,14 +40,15 @@ peers:
 run: setup
 	$(BIN)/python scripts/run_suite.py
 
-# every test with the compiled hot paths (they must be built), then the parsers' tests again
-# on their pure-Python twins, which stay the reference
+# every test with the compiled hot paths (they must be built), then the parsers' and the
+# whisper writer's tests again on their pure-Python twins, which stay the reference
 PURE_PYTHON_TESTS := tests/unit/test_parse_plaintext.py tests/unit/test_fuzz_parsers.py \
 	tests/unit/test_statsd_engine.py tests/unit/test_statsd_fuzz.py \
 	tests/unit/test_statsd_golden.py tests/unit/test_compiled_differential.py \
 	tests/unit/test_encode.py tests/unit/test_routers.py tests/unit/test_compiled_encode_route.py \
 	tests/unit/test_aggregate_aggregator.py tests/unit/test_aggregate_buffers.py \
-	tests/unit/test_aggregate_gather.py
+	tests/unit/test_aggregate_gather.py tests/unit/test_whisper_batch.py tests/unit/test_drain.py \
+	tests/unit/test_whisper_writer.py
 
 test: setup-test peers
 	CADENT_REQUIRE_COMPILED=1 $(BIN)/pytest -q -p no:cacheprovider

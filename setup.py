@@ -1,7 +1,8 @@
 """Builds the optional compiled twins of cadent's hot modules (see docs/architecture.md).
 
 Everything else is declared in setup.cfg. Each twin is the module's own Python source compiled
-by Cython in pure-Python mode, typed by the ``_cadent_c_<module>.pxd`` beside it. Without
+by Cython in pure-Python mode, typed by the ``_cadent_c_<module>.pxd`` beside it, or the
+twin's own ``_cadent_c_<module>.pyx`` where one is written. Without
 Cython or a working C compiler the build warns and installs pure Python; set
 ``CADENT_NO_COMPILE=1`` to skip compiling on purpose.
 """
@@ -20,8 +21,14 @@ def compiled_twins() -> list[tuple[str, str]]:
     namespace: dict = {}
     with open(os.path.join("cadent", "compiled.py"), encoding="utf-8") as f:
         exec(compile(f.read(), "cadent/compiled.py", "exec"), namespace)
-    return [(twin, module.replace(".", "/") + ".py")
-            for module, twin in namespace["COMPILED_TWINS"].items()]
+    return [(twin, _source(module, twin)) for module, twin in namespace["COMPILED_TWINS"].items()]
+
+
+def _source(module: str, twin: str) -> str:
+    """The twin's source: its own ``.pyx`` where one is written (a twin that needs C the
+    Python source cannot say), else the module's ``.py``."""
+    pyx = twin.replace(".", "/") + ".pyx"
+    return pyx if os.path.exists(pyx) else module.replace(".", "/") + ".py"
 
 
 # Parsers of network input keep Cython's bounds and negative-index checks on.
@@ -50,7 +57,7 @@ def compiled_extensions() -> list:
         Extension(name, [source],
                   # no fused multiply-add: sums must round exactly as the Python twin's do
                   extra_compile_args=["-ffp-contract=off"],
-                  depends=[os.path.join(os.path.dirname(source), name.rsplit(".", 1)[1] + ".pxd")])
+                  depends=_types(name, source))
         for name, source in compiled_twins()
     ]
     try:
@@ -60,6 +67,12 @@ def compiled_extensions() -> list:
     except Exception as exc:  # a Cython error must not make the install fail
         _warn(f"Cython could not translate the compiled twins ({exc})")
         return []
+
+
+def _types(name: str, source: str) -> list[str]:
+    """The ``.pxd`` typing a twin compiled from its module's ``.py``."""
+    pxd = os.path.join(os.path.dirname(source), name.rsplit(".", 1)[1] + ".pxd")
+    return [pxd] if source.endswith(".py") else []
 
 
 class OptionalBuildExt(build_ext):

@@ -2,7 +2,8 @@
 
 A hot module stays plain Python and is the reference. When the build had a compiler, the same
 source was also compiled (Cython, pure-Python mode, types in a ``.pxd``) into an extension
-module named ``_cadent_c_<module>`` beside it. The Python module ends with::
+module named ``_cadent_c_<module>`` beside it; a twin that needs what the Python source cannot
+say (the GIL released around C system calls) is written as ``_cadent_c_<module>.pyx``. The Python module ends with::
 
     import_compiled(globals(), "cadent.core.parse._cadent_c_plaintext")
 
@@ -34,6 +35,7 @@ COMPILED_TWINS: dict[str, str] = {
     "cadent.statsd.flush": "cadent.statsd._cadent_c_flush",
     "cadent.statsd.store": "cadent.statsd._cadent_c_store",
     "cadent.core.aggregate.gather": "cadent.core.aggregate._cadent_c_gather",
+    "cadent.core.write.whisper_batch": "cadent.core.write._cadent_c_whisper_batch",
 }
 
 _TWIN_SUFFIX = "__python_twin"

@@ -194,6 +194,13 @@ class RegisteringWriter:
         self.registrar.updated(name)
         return committed
 
+    def write_each(self, items: list) -> list:
+        results = self.writer.write_each(items)
+        for (name, _), result in zip(items, results):
+            if not isinstance(result, Exception):
+                self.registrar.updated(name)
+        return results
+
     def get_metadata(self, name: str, key: str):
         return self.writer.get_metadata(name, key)
 

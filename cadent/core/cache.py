@@ -234,15 +234,62 @@ class MetricCache:
             self._check_resume()
         return name, sorted(points.items())  # timestamps are distinct: values never compared
 
+    def pop_many(self, count: int, skip: Container[str] = (),
+                 known: Container[str] | None = None) -> list[tuple[str, CachedPoints]]:
+        """Up to ``count`` metrics, as that many ``pop_next`` calls would give them, taken
+        under one lock. With ``known``, the first name due that is not in it ends the batch
+        and stays first in line."""
+        if self.strategy == "max":
+            out = []
+            while len(out) < count:
+                item = self.pop_next(skip)
+                if item is None:
+                    break
+                if known is not None and item[0] not in known:
+                    self.requeue(*item)
+                    break
+                out.append(item)
+            return out
+        popped: list = []
+        for fresh in (False, True):
+            with self._lock:
+                queue, data, flying = self._queue, self._data, self._inflight
+                while queue and len(popped) < count:
+                    name = queue.pop()
+                    if name in data and name not in flying and name not in skip:
+                        if known is not None and name not in known:
+                            queue.append(name)
+                            count = len(popped)
+                            break
+                        popped.append(self._pop_locked(name))
+                if len(popped) >= count or fresh or not data:
+                    break
+                snapshot = self._snapshot_locked()
+            ordered = self._order(snapshot)
+            with self._lock:
+                self._queue = ordered
+        if popped and self._paused:
+            self._check_resume()
+        return [(name, sorted(points.items())) for name, points in popped]
+
     def done(self, name: str) -> None:
         """The oldest popped batch of ``name`` is written: stop showing it to ``get``."""
         with self._lock:
-            flights = self._inflight.get(name)
-            if flights is not None and len(flights) == 1:  # the usual single flight
-                del self._inflight[name]
-                del self._flight_since[name]
-            else:
-                self._drop_flight_locked(name)
+            self._done_locked(name)
+
+    def done_many(self, names: Iterable[str]) -> None:
+        """``done`` for each of ``names``, under one lock."""
+        with self._lock:
+            for name in names:
+                self._done_locked(name)
+
+    def _done_locked(self, name: str) -> None:
+        flights = self._inflight.get(name)
+        if flights is not None and len(flights) == 1:  # the usual single flight
+            del self._inflight[name]
+            del self._flight_since[name]
+        else:
+            self._drop_flight_locked(name)
 
     def requeue(self, name: str, points: CachedPoints) -> None:
         """Put back points that could not be written; newer cached values win."""
@@ -337,8 +384,8 @@ class MetricCache:
 
     def _snapshot_locked(self) -> list:
         data = self._data
-        if self.strategy == "sorted":
-            return [(len(points), name) for name, points in data.items()]
+        if self.strategy == "sorted":  # C-level copies only: the lock is held
+            return [list(data), list(map(len, data.values()))]
         if self.strategy == "timesorted":
             return [(min(points), name) for name, points in data.items()]
         return list(data)
@@ -346,8 +393,10 @@ class MetricCache:
     def _order(self, snapshot: list) -> list[str]:
         """The queue for one pass; names are popped from the END of the list."""
         if self.strategy == "sorted":
-            snapshot.sort(key=itemgetter(0))
-            return [name for _, name in snapshot]
+            # a stable sort of the names by point count, of indices rather than tuples
+            names, counts = snapshot
+            order = sorted(range(len(names)), key=counts.__getitem__)
+            return list(map(names.__getitem__, order))
         if self.strategy == "timesorted":
             if self.min_timestamp_lag:
                 now = self._clock()

@@ -1,4 +1,5 @@
 import threading
+import pytest
 
 
 from cadent.core.cache import FLOW_REASON, MetricCache
@@ -216,3 +217,44 @@ def test_timestamp_table_starts_afresh_past_its_bound():
         cache.store_batch([(f"m{i % 3}", (float(i), 1.0))])
     assert len(cache._stamps) <= cache_module.STAMPS_MAX + 1
     assert cache.size == cache_module.STAMPS_MAX + 10
+
+
+def _random_cache(rng, strategy):
+    cache = MetricCache(strategy=strategy, clock=lambda: 10_000.0, min_timestamp_lag=0)
+    for _ in range(rng.randint(1, 6)):
+        cache.store_batch([(f"m.{rng.randint(0, 40)}", (float(rng.randint(0, 50)), rng.random()))
+                           for _ in range(rng.randint(1, 60))])
+    return cache
+
+
+@pytest.mark.parametrize("strategy", ["sorted", "max", "naive", "timesorted", "unknown"])
+def test_pop_many_gives_what_pop_next_would(strategy):
+    import random
+
+    for seed in range(150):
+        rng = random.Random(seed)
+        one, many = _random_cache(random.Random(seed), strategy), _random_cache(
+            random.Random(seed), strategy)
+        skip = {f"m.{rng.randint(0, 40)}" for _ in range(rng.randint(0, 5))}
+        while True:
+            count = rng.randint(1, 9)
+            expected = []
+            for _ in range(count):
+                item = one.pop_next(skip)
+                if item is None:
+                    break
+                expected.append(item)
+            got = many.pop_many(count, skip)
+            assert got == expected, seed
+            if not got:
+                break
+            one.done_many(name for name, _ in expected)
+            many.done_many(name for name, _ in got)
+            assert one.size == many.size and all(one.get(n) == many.get(n) for n, _ in got)
+
+
+def test_pop_many_stops_at_a_name_not_known_and_keeps_it_first():
+    cache = MetricCache(strategy="naive")  # pops the newest name first
+    cache.store_batch([("a", (1.0, 1.0)), ("b", (1.0, 2.0)), ("c", (1.0, 3.0))])
+    assert [name for name, _ in cache.pop_many(3, known={"c", "a"})] == ["c"]
+    assert cache.pop_next()[0] == "b" and cache.size == 1

@@ -86,11 +86,11 @@ class FailingWriter(WhisperWriter):
         self.fail = True
         self.attempts = 0
 
-    def write(self, name, points):
-        self.attempts += 1
+    def write_each(self, items):
+        self.attempts += len(items)
         if self.fail:
-            raise OSError(28, "No space left on device")
-        return super().write(name, points)
+            return [OSError(28, "No space left on device") for _ in items]
+        return super().write_each(items)
 
 
 def test_write_error_backs_off_and_retries(tmp_path):
@@ -119,3 +119,86 @@ def test_stop_reports_unwritten(tmp_path):
     cache.store_batch([("e.x", (int(time.time()), 1.0))])
     assert drainer.stop(timeout=0.5) is False
     assert cache.size == 1
+
+
+class BatchRecordingWriter(WhisperWriter):
+    """Records the size of every write_each call; names in ``broken`` fail on their own."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sizes = []
+        self.broken = set()
+
+    def write_each(self, items):
+        self.sizes.append(len(items))
+        results = super().write_each([item for item in items if item[0] not in self.broken])
+        answers = iter(results)
+        return [OSError(5, "Input/output error") if name in self.broken else next(answers)
+                for name, _ in items]
+
+
+def _fill(cache, names, now):
+    cache.store_batch([(name, (float(now - 60), 1.0)) for name in names])
+    cache.store_batch([(name, (float(now), 2.0)) for name in names])
+
+
+def _drain_all(tmp_path, names, broken=(), **options):
+    """A cache holding two points of each name, drained until nothing is due."""
+    cache = MetricCache()
+    writer = BatchRecordingWriter(str(tmp_path))
+    writer.broken = set(broken)
+    drainer = Drainer(cache, writer, **options)
+    now = int(time.time()) // 60 * 60
+    _fill(cache, names, now)
+    while drainer.step():
+        pass
+    return cache, writer, drainer, now
+
+
+def test_unlimited_updates_are_written_in_batches(tmp_path):
+    from cadent.core.write.drain import EACH_BATCH
+
+    cache, writer, drainer, now = _drain_all(tmp_path, [f"b.n{i}" for i in range(200)],
+                                             max_updates_per_second=float("inf"))
+    assert cache.size == 0 and sum(writer.sizes) == 200 and max(writer.sizes) == EACH_BATCH
+    stats = drainer.collect_stats()
+    assert stats["updateOperations"] == 200 and stats["committedPoints"] == 400
+    assert stats["pointsPerUpdate"] == 2 and stats["avgUpdateTime"] > 0
+    import whisper
+    assert whisper.fetch(writer.path_for("b.n199"), now - 120, now + 1)[1][-2:] == [1.0, 2.0]
+
+
+def test_a_failing_metric_in_a_batch_is_retried_alone(tmp_path):
+    cache, writer, drainer, now = _drain_all(tmp_path, [f"f.n{i}" for i in range(10)],
+                                             broken={"f.n3"}, max_updates_per_second=float("inf"))
+    stats = drainer.collect_stats()
+    assert stats["errors"] == 1 and stats["updateOperations"] == 9
+    assert cache.size == 2 and cache.get("f.n3") == [(float(now - 60), 1.0), (float(now), 2.0)]
+    writer.broken = set()
+    assert drainer.stop(timeout=5) and cache.size == 0
+    assert drainer.collect_stats()["updateOperations"] == 1
+
+
+def test_a_batch_takes_no_more_than_the_update_budget_holds(tmp_path):
+    clock = [100.0]
+    cache = MetricCache()
+    writer = BatchRecordingWriter(str(tmp_path))
+    drainer = Drainer(cache, writer, max_updates_per_second=10, clock=lambda: clock[0])
+    _fill(cache, [f"t.n{i}" for i in range(23)], int(time.time()) // 60 * 60)
+    while drainer.step():  # the bucket starts full: 10 updates, then it waits
+        if sum(writer.sizes) >= 10:
+            break
+    assert writer.sizes == [10]
+    clock[0] += 0.5  # five more tokens
+    drainer.step()
+    assert writer.sizes == [10, 5] and cache.queues == 8
+    clock[0] += 100  # a full bucket (10) for the last 8
+    drainer.step()
+    assert writer.sizes == [10, 5, 8] and cache.size == 0
+    assert drainer._updates.take_up_to(10) == 2  # what the last batch did not need came back
+
+
+def test_update_log_writes_one_metric_at_a_time(tmp_path):
+    cache, writer, _, _ = _drain_all(tmp_path, [f"s.n{i}" for i in range(20)],
+                                     max_updates_per_second=float("inf"), log_updates=True)
+    assert cache.size == 0 and writer.sizes == [1] * 20

@@ -1,12 +1,15 @@
 """The interface every storage writer implements (several at once: ``lanes.py``).
 
 Writers are called from the cache's writer threads (real OS threads, WRITER_THREADS of them),
-never with two calls for the same metric at once, so they may block. ``write`` returns the number of points it committed; any exception means
-nothing is known to be written and the caller keeps the points for a retry.
+never with two calls for the same metric at once, so they may block. ``write`` returns the
+number of points it committed; any exception means nothing is known to be written and the
+caller keeps the points for a retry.
 
-Optional: ``write_many(items)`` writes several ``(name, points)`` in one call (all or nothing),
-and ``drain_options`` (a dict of Drainer keywords such as ``threads`` and ``batch``) replaces
-carbon's rate limits and WRITER_THREADS for the writer's lane.
+Optional: ``write_many(items)`` writes several ``(name, points)`` in one call (all or
+nothing); ``write_each(items)`` writes several, each on its own, and answers one result per
+item (the points committed, or the exception that item's write raised); ``drain_options``
+(a dict of Drainer keywords such as ``threads`` and ``batch``) replaces carbon's rate limits
+and WRITER_THREADS for the writer's lane.
 """
 
 from __future__ import annotations

@@ -20,6 +20,11 @@ chosen by the cache's strategy.
 * ``batch`` > 1 with a writer that has ``write_many`` (a network writer that waits for an
   acknowledgement, such as Kafka) pops up to that many metrics per step and hands them over
   at once, so one round trip covers them all; a failure puts every one of them back.
+* A writer with ``write_each`` (the whisper writer) gets up to ``EACH_BATCH`` metrics per
+  step, as many as the update budget has tokens for at that moment (each metric still takes
+  one), unless LOG_UPDATES is on: each is written, counted and retried on its own, and the
+  compiled whisper writer releases the GIL once per batch instead of once per system call,
+  which lets the receivers run meanwhile.
 * Errors are counted one by one but logged at most once a minute (a dead backend fails every
   write).
 
@@ -49,6 +54,8 @@ RETRY_MAX_S = 30.0
 LOOP_BACKOFF_MAX_S = 5.0
 FLUSH_POLL_S = 0.05
 CREATE_CHUNK = 64
+#: metrics handed to a ``write_each`` writer per step
+EACH_BATCH = 64
 
 
 class TokenBucket:
@@ -87,10 +94,22 @@ class TokenBucket:
             return 0.0
         return (1 - self._tokens) / self.rate
 
-    def refund(self) -> None:
-        """Give back a token taken for work that turned out not to exist."""
+    def take_up_to(self, count: int) -> int:
+        """Take as many of ``count`` tokens as are available now (none waited for); return how
+        many were taken."""
+        if self.unlimited:
+            return count
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        taken = max(0, min(count, int(self._tokens)))
+        self._tokens -= taken
+        return taken
+
+    def refund(self, count: int = 1) -> None:
+        """Give back tokens taken for work that turned out not to exist."""
         if not self.unlimited:
-            self._tokens = min(self.capacity, self._tokens + 1)
+            self._tokens = min(self.capacity, self._tokens + count)
 
     def wait_time(self) -> float:
         """Seconds until a token is available (0 if one is), without taking it."""
@@ -140,6 +159,7 @@ class Drainer:
         self.writer = writer
         self.threads = max(1, int(threads))
         self.batch = max(1, int(batch)) if hasattr(writer, "write_many") else 1
+        self.each = hasattr(writer, "write_each")
         self._what = f"{name} " if name else ""
         self._error_log = RateLimitedLog(log)
         self._clock = clock
@@ -259,7 +279,9 @@ class Drainer:
                 self.cache.requeue(name, points)
                 return True
         if self.batch > 1:
-            self._write_many(self._more([(name, points)]))
+            self._write_many(self._more([(name, points)], self.batch))
+        elif self.each and not self.log_updates:
+            self._write_each(self._more_budgeted(name, points, budget))
         else:
             self._write(name, points, waited)
         return True
@@ -270,17 +292,23 @@ class Drainer:
             return _Skip(self._pending, self._creating, self._retry_at, self._clock())
         return ()
 
-    def _more(self, items: list) -> list:
-        """``items`` plus further metrics (already created) up to ``batch``."""
-        skip = self._skip()
-        while len(items) < self.batch:
-            item = self.cache.pop_next(skip)
-            if item is None:
-                break
-            if item[0] not in self._known:
-                self.cache.requeue(*item)  # its storage comes first, on a later step
-                break
-            items.append(item)
+    def _more_budgeted(self, name: str, points: list, budget: bool) -> list:
+        """(name, points) plus further metrics up to EACH_BATCH, one update token each."""
+        size = EACH_BATCH
+        if budget:
+            with self._lock:
+                size = 1 + self._updates.take_up_to(EACH_BATCH - 1)
+        items = self._more([(name, points)], size)
+        if budget and len(items) < size:
+            with self._lock:
+                self._updates.refund(size - len(items))
+        return items
+
+    def _more(self, items: list, size: int) -> list:
+        """``items`` plus further metrics (already created) up to ``size``, popped under one
+        lock; a metric still to be created ends the batch (its storage comes first)."""
+        if len(items) < size:
+            items.extend(self.cache.pop_many(size - len(items), self._skip(), self._known))
         return items
 
     def flush_all(self, deadline: float) -> None:
@@ -381,12 +409,7 @@ class Drainer:
         try:
             committed = self.writer.write(name, points)
         except Exception as exc:
-            self._error_log(logging.ERROR, "%swriting %d points of %s failed: %s", self._what,
-                            len(points), name, exc)
-            with self._lock:
-                self._known.discard(name)  # re-check (and re-create) before the retry
-            self.cache.requeue(name, points)
-            self._failed(name)
+            self._write_failed(name, points, exc)
             return
         elapsed = time.perf_counter() - started
         if self.log_updates:
@@ -404,6 +427,39 @@ class Drainer:
             self._c_updates += 1
             self._c_update_time += elapsed
 
+    def _write_failed(self, name: str, points: list, exc: Exception) -> None:
+        """Log and count a failed write; the points go back and ``name`` backs off."""
+        self._error_log(logging.ERROR, "%swriting %d points of %s failed: %s", self._what,
+                        len(points), name, exc)
+        with self._lock:
+            self._known.discard(name)  # re-check (and re-create) before the retry
+        self.cache.requeue(name, points)
+        self._failed(name)
+
+    def _write_each(self, items: list) -> None:
+        """Write several metrics in one call, each succeeding or failing on its own."""
+        started = time.perf_counter()
+        try:
+            results = self.writer.write_each(items)  # type: ignore[attr-defined]
+        except Exception as exc:  # the call itself failed: every metric is retried
+            results = [exc] * len(items)
+        elapsed = time.perf_counter() - started
+        written = []
+        committed = 0
+        for (name, points), result in zip(items, results):
+            if isinstance(result, Exception):
+                self._write_failed(name, points, result)
+            else:
+                written.append(name)
+                committed += result
+        self.cache.done_many(written)
+        with self._lock:
+            for name in written:
+                self._succeeded_locked(name)
+            self._c_committed += committed
+            self._c_updates += len(written)
+            self._c_update_time += elapsed * len(written) / len(items)
+
     def _write_many(self, items: list) -> None:
         """Write several metrics in one call; any failure puts all of them back."""
         started = time.perf_counter()
@@ -419,8 +475,7 @@ class Drainer:
                 self._c_errors += 1
             return
         elapsed = time.perf_counter() - started
-        for name, _ in items:
-            self.cache.done(name)
+        self.cache.done_many([name for name, _ in items])
         with self._lock:
             self._loop_failures = 0
             self._c_committed += committed

@@ -1,5 +1,5 @@
 """Whisper files in carbon's exact layout (see ``layout.py``), created with the whisper package
-and updated with ``whisper_update.update_file`` (byte-identical to whisper's update).
+and updated with ``whisper_batch.write_batch`` (byte-identical to whisper's update).
 
 Per-writer options (autoflush, locking, fadvise) are applied on the descriptor this writer
 opens, so the whisper module's global switches are never touched and two writers with
@@ -8,21 +8,19 @@ different options can coexist.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import whisper
-from gevent.monkey import get_original
 
 from cadent.compat.storage_aggregation import StorageAggregation
 from cadent.compat.storage_schemas import StorageSchemas
 from cadent.core import oplog
 from cadent.core.write.base import Points
 from cadent.core.write.layout import path_for, relative_path
-from cadent.core.write.whisper_update import update_file
+from cadent.core.write.whisper_batch import write_batch
 
 if TYPE_CHECKING:
     from cadent.compat.cache_settings import CacheSettings
@@ -30,11 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METADATA_KEY = "aggregationMethod"
-
-# The unpatched close: gevent's monkey-patched os.close checks and fstat()s the descriptor
-# first (two more syscalls per update) to protect descriptors its loop may be watching,
-# which a whisper file never is.
-_close_fd = get_original("os", "close")
 
 
 class WhisperWriter:
@@ -126,26 +119,24 @@ class WhisperWriter:
                            name, archives, rule.xff, rule.method)
 
     def write(self, name: str, points: Points) -> int:
-        """``update_file`` the points, timestamps truncated to int (as carbon does).
+        """Write one metric's points (``write_each`` of one); raise what its update raised."""
+        result = self.write_each([(name, points)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-        ``whisper_update.update_file`` leaves the bytes ``whisper.file_update_many`` would; it
-        works on a bare descriptor (no file object: one ``open`` and one ``close`` syscall).
+    def write_each(self, items: Sequence[tuple[str, Points]]) -> list[int | Exception]:
+        """Write every ``(name, points)``: one result per metric, the points committed or the
+        exception its update raised (the others are written all the same).
+
+        ``whisper_batch.write_batch`` leaves the bytes ``whisper.file_update_many`` would, the
+        timestamps truncated to int as carbon does; each file is opened, updated and closed
+        (its compiled twin releases the GIL once for the whole batch).
         """
-        if not points:
-            return 0
-        path = self._root + relative_path(name, self.tag_hash_filenames)  # self.path_for
-        fd = os.open(path, os.O_RDWR)
-        try:
-            if self.lock_writes:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            if self.fadvise_random:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-            update_file(fd, path, [(int(ts), float(value)) for ts, value in points])
-            if self.autoflush:
-                os.fsync(fd)
-        finally:
-            _close_fd(fd)
-        return len(points)
+        root, hashed = self._root, self.tag_hash_filenames
+        return write_batch([root + relative_path(name, hashed) for name, _ in items],
+                           [points for _, points in items], None, self.lock_writes,
+                           self.fadvise_random, self.autoflush)
 
     def get_metadata(self, name: str, key: str) -> Any:
         if key != METADATA_KEY:

@@ -382,7 +382,6 @@ def _apply(fd: int, path: Any, points: list, now: Any) -> bool:
     plans = _plans(points, archives, min_timestamp, now)
     if plans is None:
         return False
-    archive_count = len(archives)
     for index, (aligned, anchor, runs) in plans:
         base = _base(fd, path, archives, bases, index)
         archive = archives[index]
@@ -401,12 +400,33 @@ def _apply(fd: int, path: Any, points: list, now: Any) -> bool:
                     bases[index] = start
         else:
             bases[index] = _write_runs(fd, archive, base or anchor, runs, base)
-        higher = index
-        for lower in range(index + 1, archive_count):
-            if not _propagate(fd, path, archives, bases, higher, lower, aligned, xff, aggregator):
-                break
-            higher = lower
+        _propagate_down(fd, path, archives, bases, index, aligned, xff, aggregator)
     return True
+
+
+def _propagate_down(fd: int, path: Any, archives: tuple, bases: list, index: int,
+                    aligned: list, xff: float, aggregator: _Aggregator) -> None:
+    """Propagate the intervals ``aligned`` just written to archive ``index`` to the lower
+    archives, as far as each level writes something."""
+    higher = index
+    for lower in range(index + 1, len(archives)):
+        if not _propagate(fd, path, archives, bases, higher, lower, aligned, xff, aggregator):
+            break
+        higher = lower
+
+
+def propagate_first(fd: int, path: str, aligned: list[int]) -> None:
+    """Finish an update whose points are already in the first archive: propagate the
+    intervals ``aligned`` (newest first, as whisper visits them) to the lower archives,
+    exactly as ``update_file`` does after writing them. For a caller that wrote the first
+    archive itself with whisper's placement (the compiled batch writer); the file must have
+    a header ``update_file`` accepts."""
+    header = _header(fd)
+    if header is None:
+        raise whisper.CorruptWhisperFile("Unexpected header after the first archive's write", path)
+    (archives, xff, aggregator, _min_timestamp), bases = header
+    _base(fd, path, archives, bases, 0)  # past the header's read when there are many archives
+    _propagate_down(fd, path, archives, bases, 0, aligned, xff, aggregator)
 
 
 def _propagate(
@@ -533,4 +553,4 @@ def _aggregate_gaps(
         results.append((interval, aggregator(known, neighbors)))
 
 
-__all__ = ["update_file", "update_many"]
+__all__ = ["propagate_first", "update_file", "update_many"]
