@@ -40,7 +40,7 @@ cdef extern from "<endian.h>" nogil:
 
 # what the C step left each file in
 cdef enum:
-    PENDING = 0      # not tried: the Python path takes it
+    PENDING = 0      # for the C step; still PENDING after it: declined, the Python path
     DONE = 1         # written and closed
     PROPAGATE = 2    # first archive written, descriptor still open: lower archives follow
     OPEN_FAILED = 3  # errno in errs
