@@ -14,7 +14,7 @@ Per metric count N:
    points/s = points / (time from the first byte sent until the newest data file's mtime),
    once the ``committedPoints`` self-metric (read back from the daemon's own whisper files)
    covers them all and ``cache.size`` reports 0;
-3. the same again while a CarbonLink client queries random metrics back to back (a 2 ms pause
+3. the same again while a CarbonLink client (a process of its own) queries random metrics back to back (a 2 ms pause
    between queries): persisted points/s under query load, query latency p50/p99;
 4. peak RSS (VmHWM) of the daemon over the whole run;
 5. accepted points/s of the update phase: points / seconds until the daemon had read the last
@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import pickle
+import queue
 import random
 import shutil
 import socket
@@ -47,7 +49,6 @@ import statistics
 import struct
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -154,41 +155,56 @@ def _last_write(data_dir: Path, prefix: str) -> float:
     return max(p.stat().st_mtime for p in (data_dir / prefix).rglob("*.wsp"))
 
 
-class _Querier(threading.Thread):
-    """Back-to-back CarbonLink cache-query of random names; records latencies (s)."""
+class _Querier:
+    """Back-to-back CarbonLink cache-query of random names from a process of its own (a thread
+    would share this process's GIL with the sender, and its waits would be counted as the
+    daemon's); ``latencies`` (s) and ``errors`` once stopped."""
 
     def __init__(self, port: int, names: list[str]) -> None:
-        super().__init__(daemon=True)
         self.port = port
         self.names = names
         self.latencies: list[float] = []
         self.errors = 0
-        self._halt = threading.Event()
+        self._halt = multiprocessing.Event()
+        self._results = multiprocessing.Queue()
+        self._process = multiprocessing.Process(
+            target=_query_loop, args=(port, names, self._halt, self._results), daemon=True)
 
-    def run(self) -> None:
-        try:
-            sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
-        except OSError:
-            self.errors += 1
-            return
-        with sock:
-            while not self._halt.is_set():
-                body = pickle.dumps({"type": "cache-query",
-                                     "metric": random.choice(self.names)}, protocol=2)
-                started = time.perf_counter()
-                try:
-                    sock.sendall(struct.pack("!L", len(body)) + body)
-                    size = struct.unpack("!L", _exact(sock, 4))[0]
-                    _exact(sock, size)
-                except OSError:
-                    self.errors += 1
-                    return
-                self.latencies.append(time.perf_counter() - started)
-                time.sleep(0.002)
+    def start(self) -> None:
+        self._process.start()
 
     def stop(self) -> None:
         self._halt.set()
-        self.join(10)
+        try:
+            self.latencies, self.errors = self._results.get(timeout=30)
+        except queue.Empty:
+            self.errors += 1
+        self._process.join(10)
+
+
+def _query_loop(port: int, names: list[str], halt, results) -> None:
+    latencies: list[float] = []
+    errors = 0
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    except OSError:
+        results.put((latencies, 1))
+        return
+    with sock:
+        while not halt.is_set():
+            body = pickle.dumps({"type": "cache-query", "metric": random.choice(names)},
+                                protocol=2)
+            started = time.perf_counter()
+            try:
+                sock.sendall(struct.pack("!L", len(body)) + body)
+                size = struct.unpack("!L", _exact(sock, 4))[0]
+                _exact(sock, size)
+            except OSError:
+                errors += 1
+                break
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.002)
+    results.put((latencies, errors))
 
 
 def _exact(sock: socket.socket, n: int) -> bytes:
