@@ -226,7 +226,8 @@ class MetricCache:
                            key=lambda n: len(self._data[n]), default=None)
                 popped = self._pop_locked(name) if name is not None else None
         else:
-            popped = self._pop_from_queue(skip)
+            batch = self._pop_from_queue(1, skip)
+            popped = batch[0] if batch else None
         if popped is None:
             return None
         name, points = popped
@@ -250,24 +251,7 @@ class MetricCache:
                     break
                 out.append(item)
             return out
-        popped: list = []
-        for fresh in (False, True):
-            with self._lock:
-                queue, data, flying = self._queue, self._data, self._inflight
-                while queue and len(popped) < count:
-                    name = queue.pop()
-                    if name in data and name not in flying and name not in skip:
-                        if known is not None and name not in known:
-                            queue.append(name)
-                            count = len(popped)
-                            break
-                        popped.append(self._pop_locked(name))
-                if len(popped) >= count or fresh or not data:
-                    break
-                snapshot = self._snapshot_locked()
-            ordered = self._order(snapshot)
-            with self._lock:
-                self._queue = ordered
+        popped = self._pop_from_queue(count, skip, known)
         if popped and self._paused:
             self._check_resume()
         return [(name, sorted(points.items())) for name, points in popped]
@@ -366,21 +350,28 @@ class MetricCache:
             oldest = self.stores + 1
         return min(min(since, default=oldest), min(flights, default=oldest))
 
-    def _pop_from_queue(self, skip: Container[str]) -> tuple[str, dict[float, float]] | None:
+    def _pop_from_queue(self, count: int, skip: Container[str],
+                        known: Container[str] | None = None) -> list:
+        """Up to ``count`` (name, points) from this pass's queue, a new pass ordered once when
+        it runs dry; see ``pop_many`` for ``known``."""
+        popped: list = []
         for fresh in (False, True):
             with self._lock:
                 queue, data, flying = self._queue, self._data, self._inflight
-                while queue:
+                while queue and len(popped) < count:
                     name = queue.pop()
                     if name in data and name not in flying and name not in skip:
-                        return self._pop_locked(name)
-                if fresh or not data:
-                    return None
+                        if known is not None and name not in known:
+                            queue.append(name)
+                            return popped
+                        popped.append(self._pop_locked(name))
+                if len(popped) >= count or fresh or not data:
+                    return popped
                 snapshot = self._snapshot_locked()
             ordered = self._order(snapshot)
             with self._lock:
                 self._queue = ordered
-        return None
+        return popped
 
     def _snapshot_locked(self) -> list:
         data = self._data

@@ -15,10 +15,9 @@ from posix.unistd cimport close as c_close, fsync as c_fsync, pread, pwrite
 import os as _os
 import time as _time
 
-import whisper as _whisper
-
 from cadent.core.write.whisper_batch import write_one as _write_one
 from cadent.core.write.whisper_update import propagate_first as _propagate_first
+from cadent.core.write.whisper_update import whisper_switches_on as _whisper_switches_on
 
 cdef extern from "<fcntl.h>" nogil:
     int c_open "open"(const char* path, int flags)
@@ -234,8 +233,8 @@ def write_batch(paths, batches, now=None, lock=False, fadvise_random=False, fsyn
     written or the exception raised), the bytes whisper_batch.write_batch leaves."""
     if now is None:
         now = int(_time.time())
-    if _whisper.LOCK or _whisper.AUTOFLUSH or _whisper.CACHE_HEADERS:
-        # whisper's own switches: every file goes through whisper_update and on to whisper
+    if _whisper_switches_on():
+        # every file goes through whisper_update and on to whisper
         return [_write_one(path, points, now, lock, fadvise_random, fsync)
                 for path, points in zip(paths, batches)]
     cdef Py_ssize_t m = len(paths), j, total = 0, n

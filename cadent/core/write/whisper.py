@@ -133,8 +133,7 @@ class WhisperWriter:
         timestamps truncated to int as carbon does; each file is opened, updated and closed
         (its compiled twin releases the GIL once for the whole batch).
         """
-        root, hashed = self._root, self.tag_hash_filenames
-        return write_batch([root + relative_path(name, hashed) for name, _ in items],
+        return write_batch([self.path_for(name) for name, _ in items],
                            [points for _, points in items], None, self.lock_writes,
                            self.fadvise_random, self.autoflush)
 

@@ -327,11 +327,16 @@ def _plans(points: list, archives: tuple, min_timestamp: int, now: Any) -> list 
     return plans
 
 
+def whisper_switches_on() -> bool:
+    """True when one of whisper's module settings this writer does not follow (locking,
+    autoflush, cached headers) is on: every update then goes to whisper itself."""
+    return bool(whisper.LOCK or whisper.AUTOFLUSH or whisper.CACHE_HEADERS)
+
+
 def _whisper_must_update(points: Any) -> bool:
-    """True when whisper itself must take the call: nothing or no list to write, or one of
-    its module settings (locking, autoflush, cached headers) this writer does not follow."""
-    return (not points or type(points) is not list
-            or bool(whisper.LOCK or whisper.AUTOFLUSH or whisper.CACHE_HEADERS))
+    """True when whisper itself must take the call: nothing or no list to write, or
+    ``whisper_switches_on``."""
+    return not points or type(points) is not list or whisper_switches_on()
 
 
 def update_many(handle: Any, points: Sequence[tuple[int, float]], now: Any = None) -> None:
@@ -553,4 +558,4 @@ def _aggregate_gaps(
         results.append((interval, aggregator(known, neighbors)))
 
 
-__all__ = ["propagate_first", "update_file", "update_many"]
+__all__ = ["propagate_first", "update_file", "update_many", "whisper_switches_on"]
