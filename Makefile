@@ -40,15 +40,15 @@ peers:
 run: setup
 	$(BIN)/python scripts/run_suite.py
 
-# every test with the compiled hot paths (they must be built), then the parsers' and the
-# whisper writer's tests again on their pure-Python twins, which stay the reference
+# every test with the compiled hot paths (they must be built), then the parsers', the cache's
+# and the whisper writer's tests again on their pure-Python twins, which stay the reference
 PURE_PYTHON_TESTS := tests/unit/test_parse_plaintext.py tests/unit/test_fuzz_parsers.py \
 	tests/unit/test_statsd_engine.py tests/unit/test_statsd_fuzz.py \
 	tests/unit/test_statsd_golden.py tests/unit/test_compiled_differential.py \
 	tests/unit/test_encode.py tests/unit/test_routers.py tests/unit/test_compiled_encode_route.py \
 	tests/unit/test_aggregate_aggregator.py tests/unit/test_aggregate_buffers.py \
 	tests/unit/test_aggregate_gather.py tests/unit/test_whisper_batch.py tests/unit/test_drain.py \
-	tests/unit/test_whisper_writer.py
+	tests/unit/test_whisper_writer.py tests/unit/test_parse_pickle.py tests/unit/test_cache.py
 
 test: setup-test peers
 	CADENT_REQUIRE_COMPILED=1 $(BIN)/pytest -q -p no:cacheprovider

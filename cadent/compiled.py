@@ -27,6 +27,7 @@ PURE_PYTHON_ENV = "CADENT_PURE_PYTHON"
 # Every module that has a compiled twin, with the twin's name.
 COMPILED_TWINS: dict[str, str] = {
     "cadent.core.parse.plaintext": "cadent.core.parse._cadent_c_plaintext",
+    "cadent.core.parse.pickle_shape": "cadent.core.parse._cadent_c_pickle_shape",
     "cadent.core.encode.plaintext": "cadent.core.encode._cadent_c_plaintext",
     "cadent.core.route.routers": "cadent.core.route._cadent_c_routers",
     "cadent.statsd.parse": "cadent.statsd._cadent_c_parse",
@@ -36,6 +37,7 @@ COMPILED_TWINS: dict[str, str] = {
     "cadent.statsd.store": "cadent.statsd._cadent_c_store",
     "cadent.core.aggregate.gather": "cadent.core.aggregate._cadent_c_gather",
     "cadent.core.write.whisper_batch": "cadent.core.write._cadent_c_whisper_batch",
+    "cadent.core.cache_points": "cadent.core._cadent_c_cache_points",
 }
 
 _TWIN_SUFFIX = "__python_twin"

@@ -39,6 +39,7 @@ import time
 from operator import itemgetter
 from typing import Callable, Container, Iterable
 
+from cadent.core.cache_points import add_points
 from cadent.core.native import LoopCaller, NativeSignal, allocate_lock
 from cadent.core.tags import normalize_name
 
@@ -144,28 +145,11 @@ class MetricCache:
             return
         pause = False
         with self._lock:
-            data = self._data
-            new = self._new
-            since = self._since
             self.stores = seq = self.stores + 1
-            added = 0
             stamps = self._stamps
             if len(stamps) > STAMPS_MAX:
                 stamps.clear()
-            stamp = stamps.setdefault
-            for name, (ts, value) in items:
-                if type(ts) is float:  # only floats: an int key would turn 60.0 into 60
-                    ts = stamp(ts, ts)
-                points = data.get(name)
-                if points is None:
-                    data[name] = {ts: value}
-                    new[name] = None
-                    since[name] = seq
-                    added += 1
-                else:
-                    if ts not in points:
-                        added += 1
-                    points[ts] = value
+            added = add_points(items, self._data, self._new, self._since, seq, stamps)
             self._size += added
             over = self._size - self.max_points
             if over >= 0:

@@ -16,11 +16,10 @@ import logging
 import socket
 from typing import Callable
 
-import gevent
 from gevent import socket as gsocket
 
 from cadent.core.net.listen import (UDP_READ_BYTES, YIELD_EVERY_READS, DatagramReader, PooledTcpServer,
-                                    bind_socket)
+                                    bind_socket, yield_to_loop)
 from cadent.core.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -143,7 +142,7 @@ class TcpPacketInput(PooledTcpServer):
             while True:
                 reads += 1
                 if reads % YIELD_EVERY_READS == 0:
-                    gevent.sleep(0)  # a sender that never pauses must not starve the flush
+                    yield_to_loop()  # a sender that never pauses must not starve the flush
                 data = conn.recv(UDP_READ_BYTES)
                 if not data:
                     break

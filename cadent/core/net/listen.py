@@ -118,6 +118,19 @@ class PooledTcpServer:
 # A socket that always has data never blocks, so the greenlet reading it would never let
 # senders, timers or other connections run: readers yield once every this many reads.
 YIELD_EVERY_READS = 16
+# a timer this short is due by the time the loop has polled
+_POLL_YIELD_S = 1e-6
+
+
+def yield_to_loop() -> None:
+    """Let the loop poll its sockets and run its timers and other greenlets, then come back.
+
+    ``gevent.sleep(0)`` is not enough for a reader that always finds data: it only queues the
+    caller behind the loop's other callbacks, and gevent polls for I/O once every 50 of them,
+    so a CarbonLink query or a flush timer would wait for 50 of the reader's batches (100 ms
+    and more under load). Sleeping on a timer that is due at once makes the loop poll first.
+    """
+    gevent.sleep(_POLL_YIELD_S)
 UDP_READ_BYTES = 65536  # the largest UDP payload is 65527 bytes
 
 
@@ -173,7 +186,7 @@ class DatagramReader:
         while True:
             reads += 1
             if reads % YIELD_EVERY_READS == 0:
-                gevent.sleep(0)
+                yield_to_loop()
             try:
                 data = recv(UDP_READ_BYTES)
             except OSError as exc:

@@ -17,11 +17,11 @@ import logging
 import socket
 from typing import Callable, Protocol
 
-import gevent
 from gevent.server import StreamServer
 
 from cadent.core.flow import FlowControl
-from cadent.core.net.listen import YIELD_EVERY_READS, DatagramReader, PooledTcpServer, describe_address
+from cadent.core.net.listen import (YIELD_EVERY_READS, DatagramReader, PooledTcpServer,
+                                    describe_address, yield_to_loop)
 from cadent.core.point import Batch
 from cadent.core.stats import Stats
 
@@ -105,7 +105,7 @@ class TcpReceiver(PooledTcpServer):
                 if not flow.is_open:
                     flow.wait()
                 elif reads % YIELD_EVERY_READS == 0:
-                    gevent.sleep(0)
+                    yield_to_loop()
                 try:
                     data = conn.recv(READ_BYTES)
                 except socket.timeout:
@@ -121,7 +121,7 @@ class TcpReceiver(PooledTcpServer):
                 if batch:
                     stats.incr("metricsReceived", len(batch))
                     sink(batch, False)
-                    gevent.sleep(0)
+                    yield_to_loop()
         finally:
             self.connections.active -= 1
             if parser.pending_bytes:

@@ -21,15 +21,14 @@ from __future__ import annotations
 import io
 import logging
 import pickle
-import re
 import reprlib
 import time
-from operator import itemgetter
 from struct import Struct
 from typing import Any, Callable
 
 from cadent.core.lograte import LogLimiter
-from cadent.core.parse._checks import assemble, clean
+from cadent.core.parse._checks import assemble
+from cadent.core.parse.pickle_shape import carbon_batch, encodable, line_safe
 from cadent.core.point import Batch
 
 logger = logging.getLogger(__name__)
@@ -47,17 +46,7 @@ _UNPICKLE_ERRORS = (
 )
 
 
-_first = itemgetter(0)
-_second = itemgetter(1)
-_TUPLE = {tuple}
-_PAIR = {2}
-_FLOAT = {float}
-_NUMBER_TYPES = {float, int}
 _STR = {str}
-
-# What str.split() splits on: the ASCII ones, and (for other text) the same set as a regex.
-_ASCII_SPACES = (" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
-_SPACE = re.compile(r"\s")
 
 # Rejected names are logged once a minute per process, whatever the connection.
 BAD_NAME_LOG = LogLimiter(60.0)
@@ -84,58 +73,6 @@ def safe_loads(body: bytes, encoding: str = "utf-8") -> Any:
     # BufferedReader lets it peek the whole body at once (about 3x faster).
     stream = io.BufferedReader(io.BytesIO(body), max(len(body), 1))
     return _NoGlobalsUnpickler(stream, encoding=encoding).load()
-
-
-def _carbon_columns(obj: list) -> tuple[list, list, list, bool] | None:
-    """Columns of a non-empty list shaped as carbon sends it (tuples of a valid str name and a
-    tuple of two floats or ints), or None. The last element tells whether every number was
-    already a float (the list is then a Batch as it stands). C-level passes only."""
-    if set(map(type, obj)) != _TUPLE or set(map(len, obj)) != _PAIR:
-        return None
-    points = list(map(_second, obj))
-    if set(map(type, points)) != _TUPLE or set(map(len, points)) != _PAIR:
-        return None
-    names = list(map(_first, obj))
-    timestamps = list(map(_first, points))
-    values = list(map(_second, points))
-    number_types = set(map(type, timestamps))
-    number_types.update(map(type, values))
-    if not number_types <= _NUMBER_TYPES or set(map(type, names)) != _STR:
-        return None
-    joined = "".join(names)
-    if not _encodable(joined) or not _line_safe(joined, names):
-        return None
-    if number_types == _FLOAT:
-        return names, timestamps, values, True
-    try:
-        return names, list(map(float, timestamps)), list(map(float, values)), False
-    except OverflowError:
-        return None
-
-
-def _encodable(text: str) -> bool:
-    """False for text holding lone surrogates (pickle lets them through; UTF-8 cannot)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _line_safe(joined: str, names: list | tuple) -> bool:
-    """True when every one of ``names`` (concatenated in ``joined``) would come out of carbon's
-    line parser as one field: not empty, no whitespace. For ASCII text this is a few
-    ``memchr`` passes (about 1 % of parsing a frame)."""
-    if not all(names):
-        return False
-    if joined.isascii():
-        for space in _ASCII_SPACES:
-            if space in joined:
-                return False
-        return True
-    return _SPACE.search(joined) is None
 
 
 def describe(item: object) -> str:
@@ -262,13 +199,11 @@ class PickleFrameParser:
         if obj.__class__ is list:
             if not obj:
                 return obj
-            columns = _carbon_columns(obj)
-            if columns is not None:
-                names, timestamps, values, floats = columns
-                if floats and not self.min_timestamp_resolution and clean(timestamps, values):
-                    # Already a valid Batch: hand the unpickled list on as it is.
-                    return obj
-                return self._assemble(names, timestamps, values)
+            batch = carbon_batch(obj, self.min_timestamp_resolution)
+            if batch is obj:
+                return obj  # already a valid Batch: handed on as it is
+            if batch is not None:
+                return self._assemble(*batch)
         try:
             rows = [(name, float(ts), float(value)) for name, (ts, value) in obj]
         except Exception:
@@ -279,7 +214,7 @@ class PickleFrameParser:
         if set(map(type, names)) != _STR:
             return self._items_checked(obj)
         joined = "".join(names)
-        if not _encodable(joined) or not _line_safe(joined, names):
+        if not encodable(joined) or not line_safe(joined, names):
             return self._items_checked(obj)
         return self._assemble(names, timestamps, values)
 
@@ -316,14 +251,14 @@ class PickleFrameParser:
                     if not isinstance(name, (bytes, bytearray)):
                         raise TypeError("name is a %s" % type(name).__name__)
                     name = name.decode("utf-8")
-                elif not _encodable(name):
+                elif not encodable(name):
                     raise ValueError("name is not valid UTF-8")
             except Exception as exc:
                 bad += 1
                 if first is None:
                     first = (item, exc)
                 continue
-            if not _line_safe(name, (name,)):
+            if not line_safe(name, (name,)):
                 bad_names += 1
                 if first_name is None:
                     first_name = name
