@@ -115,6 +115,7 @@ class PooledTcpServer:
                 pass
 
 
+UDP_READ_BYTES = 65536  # the largest UDP payload is 65527 bytes
 # A socket that always has data never blocks, so the greenlet reading it would never let
 # senders, timers or other connections run: readers yield once every this many reads.
 YIELD_EVERY_READS = 16
@@ -131,7 +132,6 @@ def yield_to_loop() -> None:
     and more under load). Sleeping on a timer that is due at once makes the loop poll first.
     """
     gevent.sleep(_POLL_YIELD_S)
-UDP_READ_BYTES = 65536  # the largest UDP payload is 65527 bytes
 
 
 def set_receive_buffer(sock: socket.socket, size: int) -> int:
