@@ -40,7 +40,7 @@ def carbon_batch(obj: list, resolution: int = 0) -> list | Columns | None:
     every name a non-empty str that UTF-8 can encode and carbon's line protocol can carry
     (no whitespace).
     """
-    columns = carbon_columns(obj)
+    columns = _carbon_columns(obj)
     if columns is None:
         return None
     names, timestamps, values, floats = columns
@@ -50,7 +50,7 @@ def carbon_batch(obj: list, resolution: int = 0) -> list | Columns | None:
     return names, timestamps, values
 
 
-def carbon_columns(obj: list) -> tuple[list, list, list, bool] | None:
+def _carbon_columns(obj: list) -> tuple[list, list, list, bool] | None:
     """Columns of a non-empty list shaped as carbon sends it (see :func:`carbon_batch`), or
     None. The last element tells whether every number was already a float. C-level passes."""
     if set(map(type, obj)) != _TUPLE or set(map(len, obj)) != _PAIR:
